@@ -1,0 +1,68 @@
+"""``logmr grep``: lines matching a pattern, from every node, in time order."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from logmr.cli.options import servers_option, time_range_options
+from logmr.gearman.connection import Server
+from logmr.mapfn.grep import GrepQuery
+from logmr.search import GrepRequest, grep
+from logmr.timeutil import format_epoch
+
+
+@click.command("grep")
+@click.argument("pattern")
+@servers_option
+@time_range_options
+@click.option("-i", "--ignore-case", is_flag=True, help="Match case-insensitively.")
+@click.option("-F", "--fixed-strings", "fixed", is_flag=True,
+              help="PATTERN is a plain string, not a regular expression.")
+@click.option("-v", "--invert-match", "invert", is_flag=True,
+              help="Select the lines that do not match.")
+@click.option("-c", "--count", "count_only", is_flag=True,
+              help="Print only the number of matching lines.")
+@click.option("--limit", type=click.IntRange(0), default=None, metavar="N",
+              help="Stop after the first N lines (in time order).")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line: time, node, host, line.")
+def command(pattern: str, servers: list[Server], since: int | None, until: int | None,
+            ignore_case: bool, fixed: bool, invert: bool, count_only: bool, limit: int | None,
+            as_json: bool) -> int:
+    """Print the stored lines matching PATTERN (a Python regular expression), from
+    every storage node, merged into time order, exactly as they were logged.
+
+    \b
+    logmr grep 'GET /presentations'
+    logmr grep -c ' 500 ' --since 1h
+    logmr grep -i 'googlebot' --since 2015-05-17T10:00 --until 2015-05-17T11:00
+
+    Exit status: 0 if a line matched, 1 if none did, 2 on error. If a node cannot
+    answer, it is named on stderr and the output is partial.
+    """
+    query = GrepQuery(pattern.encode("utf-8", "surrogateescape"), fixed=fixed,
+                      ignore_case=ignore_case, invert=invert)
+    request = GrepRequest(query, since=since, until=until, limit=limit, count_only=count_only)
+    outcome, lines = grep(servers, request)
+    out = sys.stdout.buffer
+    if as_json:
+        for item in lines:
+            out.write(json.dumps({"time": format_epoch(item.time), "node": item.node,
+                                  "host": item.host,
+                                  "line": item.line.decode("utf-8", "backslashreplace")}
+                                 ).encode() + b"\n")
+    else:
+        for item in lines:
+            out.write(item.line + b"\n")
+    if count_only:
+        out.write(b"%d\n" % outcome.count)
+    out.flush()
+    for name, reason in outcome.failed.items():
+        sys.stderr.write(f"logmr: {name} did not answer: {reason}\n")
+    if outcome.failed:
+        sys.stderr.write("logmr: results are partial\n")
+        return 2 if outcome.count == 0 else 0
+    return 0 if outcome.count else 1

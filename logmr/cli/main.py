@@ -1,0 +1,86 @@
+"""The ``logmr`` command: a thin layer over the library.
+
+Errors become one line on stderr and exit code 2 (grep-style 0/1 for matches); a
+traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+
+import click
+
+from logmr import __version__
+from logmr.errors import LogmrError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="logmr")
+@click.option("--debug", is_flag=True, envvar="LOGMR_DEBUG",
+              help="Show tracebacks and debug logging.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Distributed map/reduce for web access logs, on Gearman.
+
+    \b
+    Apache pipes lines to `logmr ship`; `logmr worker` nodes store them;
+    `logmr grep` and `logmr status` query every node at once.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _register() -> None:
+    from logmr.cli import grep, ship, status, worker
+
+    for module in (ship, worker, grep, status):
+        cli.add_command(module.command)
+
+
+_register()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    sys.stderr.write(f"logmr: {message}\n")
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI with one-line errors."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or bool(os.environ.get("LOGMR_DEBUG"))
+    try:
+        rc = cli.main(args=args, prog_name="logmr", standalone_mode=False)
+    except click.UsageError as exc:
+        where = f"logmr {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else "logmr"
+        if exc.ctx and exc.ctx.parent and exc.ctx.parent.parent is None:
+            where = f"logmr {exc.ctx.info_name}"
+        _fail(f"{exc.format_message()} (see '{where} --help')")
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        _fail("interrupted", 130)
+    except click.ClickException as exc:
+        _fail(exc.format_message())
+    except LogmrError as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except BrokenPipeError:
+        # The reader went away (`logmr grep ... | head`): not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        if debug:
+            traceback.print_exc()
+        _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details, "
+              "and please report it)")
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -1,0 +1,48 @@
+"""Options shared by several commands, defined once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from logmr.errors import ConfigError
+from logmr.gearman.connection import Server, parse_servers
+from logmr.timeutil import parse_when
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_SERVERS = "127.0.0.1:4730"
+
+
+def _servers(ctx: click.Context, param: click.Parameter, value: str) -> list[Server]:
+    try:
+        return parse_servers(value)
+    except (ConfigError, ValueError) as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def servers_option(f: F) -> F:
+    """``--servers HOST:PORT[,HOST:PORT...]`` (env LOGMR_SERVERS)."""
+    return click.option(
+        "--servers", envvar="LOGMR_SERVERS", default=DEFAULT_SERVERS, show_default=True,
+        callback=_servers, metavar="HOST:PORT[,...]",
+        help="Gearman job servers (env LOGMR_SERVERS).")(f)
+
+
+def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_when(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def time_range_options(f: F) -> F:
+    """``--since`` and ``--until``."""
+    f = click.option("--until", callback=_when, metavar="WHEN",
+                     help="Only lines before this time (exclusive); same forms as --since.")(f)
+    return click.option("--since", callback=_when, metavar="WHEN",
+                        help="Only lines at or after this time: 30m, 1h, 2d, or ISO-8601 "
+                             "(local time unless a zone is given).")(f)

@@ -1,0 +1,57 @@
+"""``logmr ship``: read access-log lines, batch them, hand them to the job servers."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from typing import Any
+
+import click
+
+from logmr.cli.options import servers_option
+from logmr.gearman.connection import Server
+from logmr.ship.batcher import BatchLimits
+from logmr.ship.shipper import Shipper, ShipOptions
+
+
+@click.command("ship")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@servers_option
+@click.option("--format", "fmt", default="combined", show_default=True, metavar="FORMAT",
+              help="combined, common, vhost_combined, or an Apache LogFormat string.")
+@click.option("--host", default=socket.gethostname, show_default="this host's name",
+              help="Source host name stored with every line.")
+@click.option("--batch-lines", default=1000, show_default=True, type=click.IntRange(1),
+              help="Most lines in one batch.")
+@click.option("--batch-bytes", default=256 * 1024, show_default=True,
+              type=click.IntRange(1024), help="Most bytes in one batch (a longer line is "
+              "sent alone).")
+@click.option("--batch-delay", default=0.5, show_default=True, type=click.FloatRange(0.01),
+              help="Seconds a line may wait for its batch to fill.")
+@click.option("--retry-for", default=60.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds to keep trying when no job server accepts a batch.")
+def command(files: tuple[str, ...], servers: list[Server], fmt: str, host: str,
+            batch_lines: int, batch_bytes: int, batch_delay: float, retry_for: float) -> None:
+    """Ship access-log lines from FILES (default: stdin) to the storage nodes.
+
+    \b
+    In Apache:   CustomLog "|/usr/local/bin/logmr ship" combined
+    From files:  logmr ship /var/log/apache2/access.log
+    From a pipe: tail -F access.log | logmr ship --host web1
+
+    Lines are kept byte for byte. On SIGTERM ship reads on until end of input, so a
+    graceful restart of Apache loses nothing. Exits 0 once every batch is queued.
+    """
+    signal.signal(signal.SIGTERM, _keep_reading)
+    options = ShipOptions(servers=servers, fmt=fmt, host=host,
+                          limits=BatchLimits(batch_lines, batch_bytes, batch_delay),
+                          retry_for=retry_for)
+    shipper = Shipper(options)
+    try:
+        shipper.ship_paths(files or ("-",))
+    finally:
+        shipper.close()
+
+
+def _keep_reading(signum: int, frame: Any) -> None:
+    """SIGTERM: Apache's children may still be writing; read on until end-of-file."""

@@ -1,0 +1,77 @@
+"""``logmr status``: job servers, live nodes, queue depths, what each node holds."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from logmr.cli.options import servers_option
+from logmr.gearman.connection import Server
+from logmr.status import ClusterStatus, cluster_status
+from logmr.timeutil import format_epoch
+
+
+@click.command("status")
+@servers_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Output format.")
+def command(servers: list[Server], fmt: str) -> int:
+    """Show job servers, live storage nodes, queue depths and what each node holds.
+
+    \b
+    logmr status
+    logmr status --servers gm1:4730,gm2:4730 --format json
+    """
+    status = cluster_status(servers)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(_as_dict(status), indent=2) + "\n")
+    else:
+        _print_table(status)
+    return 0 if not status.failed and all(v == "up" for v in status.servers.values()) else 2
+
+
+def _as_dict(status: ClusterStatus) -> dict[str, object]:
+    return {
+        "servers": status.servers,
+        "queues": {server: [{"function": q.name, "queued": q.total, "running": q.running,
+                             "workers": q.workers} for q in queues]
+                   for server, queues in status.queues.items()},
+        "nodes": status.nodes,
+        "failed": status.failed,
+    }
+
+
+def _print_table(status: ClusterStatus) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    servers = Table(title="Job servers")
+    for col in ("server", "state", "function", "queued", "running", "workers"):
+        servers.add_column(col, justify="right" if col in ("queued", "running", "workers")
+                           else "left")
+    for server, state in status.servers.items():
+        queues = status.queues.get(server, [])
+        if not queues:
+            servers.add_row(server, state, "", "", "", "")
+        for i, q in enumerate(queues):
+            servers.add_row(server if i == 0 else "", state if i == 0 else "", q.name,
+                            str(q.total), str(q.running), str(q.workers))
+    console.print(servers)
+    nodes = Table(title="Storage nodes")
+    for col in ("node", "server", "lines", "unparsed", "raw MB", "disk MB", "first", "last"):
+        nodes.add_column(col, justify="right" if col in ("lines", "unparsed", "raw MB",
+                                                          "disk MB") else "left")
+    for node_id, s in status.nodes.items():
+        nodes.add_row(node_id, s.get("server", ""), f"{s['lines']:,}", f"{s['unparsed']:,}",
+                      f"{s['raw_bytes'] / 1e6:.1f}", f"{s['disk_bytes'] / 1e6:.1f}",
+                      format_epoch(s["first"]) if s["first"] is not None else "-",
+                      format_epoch(s["last"]) if s["last"] is not None else "-")
+    for node_id, reason in status.failed.items():
+        nodes.add_row(node_id, "", "", "", "", "", f"did not answer: {reason}", "")
+    if not status.nodes and not status.failed:
+        nodes.add_row("(none: start one with 'logmr worker --data-dir DIR')", "", "", "", "",
+                      "", "", "")
+    console.print(nodes)

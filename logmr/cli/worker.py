@@ -1,0 +1,63 @@
+"""``logmr worker``: a storage node."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+import threading
+from typing import Any
+
+import click
+
+from logmr.cli.options import servers_option
+from logmr.gearman.connection import Server
+from logmr.mapfn.parse import compile_format
+from logmr.store.node import NodeStore
+from logmr.store.service import NodeService
+
+
+@click.command("worker")
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False),
+              help="Where this node keeps its segments (created if missing).")
+@click.option("--node-id", default=None, metavar="ID",
+              help="Name of this node (default: saved in DATA_DIR, first made from the host "
+                   "name).")
+@servers_option
+@click.option("--log-format", default="combined", show_default=True, metavar="FORMAT",
+              help="Format of lines arriving raw on the 'logger' function.")
+@click.option("--cache-mb", default=256, show_default=True, type=click.IntRange(0),
+              help="Memory for recently read segments, in MiB.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every batch and query.")
+def command(data_dir: str, node_id: str | None, servers: list[Server], log_format: str,
+            cache_mb: int, verbose: bool) -> None:
+    """Run a storage node: store shipped batches, answer map jobs over its own data.
+
+    \b
+    logmr worker --data-dir /var/lib/logmr
+    logmr worker --data-dir /srv/logmr --servers gm1:4730,gm2:4730 --node-id store1
+
+    Stops cleanly on SIGTERM or Ctrl-C (the job at hand is finished first).
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, force=True,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    compile_format(log_format)
+    store = NodeStore(data_dir, node_id, cache_bytes=cache_mb << 20)
+    service = NodeService(store, servers, log_format=log_format, host=socket.gethostname())
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stopping.set()
+        service.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    logging.getLogger("logmr").info("node %s serving %s on %s", store.node_id, store.data_dir,
+                                    ", ".join(str(s) for s in servers))
+    service.start()
+    try:
+        while not service.wait(timeout=0.5):
+            pass
+    finally:
+        store.close()

@@ -1,0 +1,40 @@
+"""Gearman, spoken directly: binary packets, client, worker and the admin protocol.
+
+``protocol`` is pure; ``connection`` holds one socket; ``client`` submits jobs, ``worker``
+runs them, ``admin`` reads the server's text status.
+"""
+
+from logmr.gearman.admin import FunctionStatus, WorkerInfo
+from logmr.gearman.client import Client, ForegroundJob, Priority
+from logmr.gearman.connection import (
+    DEFAULT_PORT,
+    Connection,
+    GearmanTimeout,
+    Server,
+    parse_server,
+    parse_servers,
+)
+from logmr.gearman.protocol import MAX_UNIQUE, Decoder, Packet, T, encode
+from logmr.gearman.worker import Job, RetryJob, Worker
+
+__all__ = [
+    "DEFAULT_PORT",
+    "MAX_UNIQUE",
+    "Client",
+    "Connection",
+    "Decoder",
+    "ForegroundJob",
+    "FunctionStatus",
+    "GearmanTimeout",
+    "Job",
+    "Packet",
+    "Priority",
+    "RetryJob",
+    "Server",
+    "T",
+    "WorkerInfo",
+    "Worker",
+    "encode",
+    "parse_server",
+    "parse_servers",
+]

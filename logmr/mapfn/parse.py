@@ -1,0 +1,209 @@
+"""Parse access-log lines into columns, in bulk: one regex pass over a whole batch.
+
+A LogFormat string (or a nickname such as ``combined``) is compiled once into a bytes
+regex. For the directives known here the regex is tuned (``\\S+``, ``[^"]*``); a format with
+other directives falls back to the regex apache-log-parser builds. Every line yields one
+row: lines that do not match are kept, counted as unparsed, and given the time of the line
+before them (or after, or the arrival time) so they still sort and are still found by grep.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from logmr.errors import ConfigError
+from logmr.timeutil import CLF_SEARCH, ClfClock
+
+NICKNAMES = {
+    "common": '%h %l %u %t "%r" %>s %b',
+    "combined": '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"',
+    "vhost_combined": '%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"',
+    "combinedio": '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %I %O',
+}
+
+_NUM = rb"(\d+|-)"
+_WORD = rb"(\S+)"
+_QUOTED_FAST = rb'([^"]*)'
+_QUOTED_CAREFUL = rb'((?:[^"\\]|\\.)*)'
+# Directive letter -> (column name, sub-pattern). None pattern = the request line.
+_SIMPLE: dict[str, tuple[str, bytes | None]] = {
+    "h": ("host", _WORD), "a": ("client_ip", _WORD), "l": ("logname", _WORD),
+    "u": ("user", _WORD), "t": ("time", rb"\[([^\]]+)\]"), "r": ("request", None),
+    "s": ("status", rb"(\d{3}|-)"), "b": ("bytes", _NUM), "O": ("bytes", _NUM),
+    "B": ("bytes", _NUM), "I": ("bytes_in", _NUM), "S": ("bytes_total", _NUM),
+    "D": ("duration_us", _NUM), "T": ("duration_s", _NUM), "p": ("port", _NUM),
+    "P": ("pid", _NUM), "k": ("keepalive", _NUM), "v": ("vhost", rb"([^\s:]+)"),
+    "V": ("vhost", rb"([^\s:]+)"), "U": ("path", _WORD), "q": ("query", rb"(\S*)"),
+    "m": ("method", _WORD), "H": ("protocol", _WORD), "L": ("log_id", _WORD),
+}
+_HEADER_NAMES = {"referer": "referer", "user-agent": "user_agent"}
+_DIRECTIVE = re.compile(r"%([<>]?)(?:!?\d+(?:,\d+)*)?(?:\{([^}]*)\})?([<>]?)([a-zA-Z%])")
+INT_COLUMNS = ("status", "bytes", "bytes_in", "bytes_total", "duration_us", "duration_s")
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A LogFormat compiled for bulk matching."""
+
+    fmt: str
+    names: tuple[str, ...]  # column name of each capture group, in order
+    fast: re.Pattern[bytes]  # whole-batch regex with a fallback group per line
+    careful: re.Pattern[bytes] | None  # per-line retry that honours \" escapes
+
+
+@dataclass
+class Parsed:
+    """Columns of one batch: one entry per line in every list."""
+
+    ts: list[int]
+    columns: dict[str, list[bytes] | list[int]] = field(default_factory=dict)
+    parsed: list[bool] = field(default_factory=list)
+
+    @property
+    def unparsed(self) -> int:
+        """How many lines did not match the format."""
+        return self.parsed.count(False)
+
+
+def _tuned(fmt: str, quoted: bytes) -> tuple[bytes, list[str]] | None:
+    """Regex source and column names for ``fmt``; None if a directive is unknown here."""
+    out: list[bytes] = []
+    names: list[str] = []
+    pos = 0
+    for m in _DIRECTIVE.finditer(fmt):
+        out.append(re.escape(fmt[pos:m.start()].encode()))
+        pos = m.end()
+        arg, letter = m.group(2), m.group(4)
+        in_quotes = m.start() > 0 and fmt[m.start() - 1] == '"'
+        if letter == "%":
+            out.append(b"%")
+        elif letter in "ioenC" and arg is not None:
+            key = arg.lower()
+            names.append(_HEADER_NAMES.get(key, f"{letter}:{key}") if letter == "i"
+                         else f"{letter}:{key}")
+            out.append(quoted if in_quotes else _WORD)
+        elif letter == "r":
+            names += ["request", "method", "url", "protocol"]
+            out.append(rb"((\S+) (\S+) (HTTP/[\d.]+)|" + quoted[1:-1] + rb")")
+        elif letter in _SIMPLE and arg is None:
+            name, pattern = _SIMPLE[letter]
+            names.append(name)
+            out.append(quoted if in_quotes and letter not in "st" else pattern or b"")
+        else:
+            return None
+    out.append(re.escape(fmt[pos:].encode()))
+    return b"".join(out), names
+
+
+@lru_cache(maxsize=32)
+def compile_format(fmt: str) -> Compiled:
+    """Compile a LogFormat string or nickname; raises ConfigError when it cannot be used."""
+    text = NICKNAMES.get(fmt, fmt)
+    if "%" not in text:
+        raise ConfigError(
+            f"unknown log format {fmt!r}: use one of {', '.join(NICKNAMES)} or an Apache "
+            "LogFormat string such as '%h %l %u %t \"%r\" %>s %b'")
+    tuned = _tuned(text, _QUOTED_FAST)
+    if tuned is not None:
+        source, names = tuned
+        careful_source = _tuned(text, _QUOTED_CAREFUL)
+        careful = re.compile(careful_source[0]) if careful_source else None
+    else:
+        source, names = _from_apache_log_parser(text)
+        careful = None
+    try:
+        fast = re.compile(rb"^(?:" + source + rb"|(.*))$", re.M)
+    except re.error as exc:
+        raise ConfigError(f"log format {fmt!r} does not compile: {exc}") from None
+    return Compiled(text, tuple(names), fast, careful)
+
+
+def _from_apache_log_parser(fmt: str) -> tuple[bytes, list[str]]:
+    """The regex apache-log-parser builds for ``fmt``, with every group named."""
+    import apache_log_parser
+
+    try:
+        regex = apache_log_parser.Parser(fmt).log_line_regex
+    except Exception as exc:  # the library raises its own types and plain ones
+        raise ConfigError(f"cannot use log format {fmt!r}: {exc}") from None
+    by_index = {index: name for name, index in regex.groupindex.items()}
+    names = [by_index.get(i, f"_g{i}") for i in range(1, regex.groups + 1)]
+    rename = {"remote_host": "host", "time_received": "time", "request_first_line": "request",
+              "response_bytes_clf": "bytes", "bytes_tx": "bytes",
+              "request_header_referer": "referer", "request_header_user_agent": "user_agent"}
+    return regex.pattern.encode(), [rename.get(n, n) for n in names]
+
+
+def _to_int(values: list[bytes]) -> list[int]:
+    """Numbers of a numeric column; ``-`` and anything else not a number count as 0."""
+    try:
+        return list(map(int, values))
+    except ValueError:
+        return [int(v) if v.isdigit() else 0 for v in values]
+
+
+def parse_batch(blob: bytes, fmt: str, clock: ClfClock | None = None,
+                now: Callable[[], float] = time.time) -> Parsed:
+    """Parse a batch: ``blob`` is lines each ending in a newline (the last may lack it)."""
+    compiled = compile_format(fmt)
+    clock = clock or ClfClock()
+    text = blob[:-1] if blob.endswith(b"\n") else blob
+    rows = compiled.fast.findall(text)
+    if not rows:
+        return Parsed(ts=[], columns={}, parsed=[])
+    fallback = [row[-1] for row in rows]
+    # An empty fallback group means the line matched the format.
+    parsed = [not f for f in fallback]
+    if not all(parsed):
+        _retry_unparsed(compiled, rows, parsed)
+    columns: dict[str, list[bytes] | list[int]] = {}
+    for name, values in zip(compiled.names, zip(*rows), strict=False):
+        if name not in columns and not name.startswith("_g"):
+            columns[name] = list(values)
+    stamps = _stamps(columns.get("time"), rows, parsed, clock)  # type: ignore[arg-type]
+    for name in INT_COLUMNS:
+        if name in columns:
+            columns[name] = _to_int(columns[name])  # type: ignore[arg-type]
+    return Parsed(ts=_fill_gaps(stamps, now), columns=columns, parsed=parsed)
+
+
+def _retry_unparsed(compiled: Compiled, rows: list[tuple[bytes, ...]], parsed: list[bool]) -> None:
+    """Give lines that failed the fast regex a second chance with the careful one."""
+    for i, ok in enumerate(parsed):
+        if ok or not rows[i][-1] or compiled.careful is None:
+            continue
+        m = compiled.careful.fullmatch(rows[i][-1])
+        if m is not None:
+            rows[i] = (*m.groups(), b"")
+            parsed[i] = True
+
+
+def _stamps(times: list[bytes] | None, rows: list[tuple[bytes, ...]], parsed: list[bool],
+            clock: ClfClock) -> list[int | None]:
+    """Epoch second of each line; None where the line holds no readable %t."""
+    if times is None:
+        stamps: list[int | None] = [None] * len(rows)
+    else:
+        memo = clock.memo.get
+        stamps = [memo(t) or clock(t) for t in times]
+    for i, ok in enumerate(parsed):
+        if not ok and stamps[i] is None:
+            m = CLF_SEARCH.search(rows[i][-1])
+            stamps[i] = clock(m.group(1)) if m else None
+    return stamps
+
+
+def _fill_gaps(stamps: list[int | None], now: Callable[[], float]) -> list[int]:
+    """Give lines without a time the time of the line before (or after, or now)."""
+    known = next((s for s in stamps if s is not None), None)
+    last = int(now()) if known is None else known
+    out = []
+    for s in stamps:
+        if s is not None:
+            last = s
+        out.append(last)
+    return out

@@ -1,0 +1,88 @@
+"""``logmr grep`` as a library call: a distributed, time-ordered grep over every node."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from logmr import wire
+from logmr.gearman.client import Client
+from logmr.gearman.connection import Server
+from logmr.mapfn.grep import GrepQuery
+from logmr.query import Fanout, discover, fan_out, merged_rows, require_nodes
+
+
+@dataclass(frozen=True)
+class GrepRequest:
+    """A grep across the cluster."""
+
+    query: GrepQuery
+    since: int | None = None
+    until: int | None = None
+    limit: int | None = None
+    count_only: bool = False
+
+    def args(self) -> dict[str, Any]:
+        """The map job's arguments."""
+        q = self.query
+        return {"pattern": q.pattern, "fixed": q.fixed, "ignore_case": q.ignore_case,
+                "invert": q.invert, "since": self.since, "until": self.until,
+                "limit": self.limit, "count_only": self.count_only}
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of grep output."""
+
+    time: int
+    host: str
+    node: str
+    line: bytes
+
+
+@dataclass
+class GrepOutcome:
+    """The lines (lazily), then the count and which nodes did not answer."""
+
+    fanout: Fanout
+    nodes: list[str]
+    servers_down: dict[str, str] = field(default_factory=dict)
+    count: int = 0
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Nodes (and job servers) whose answer is missing, with the reason."""
+        return {**self.fanout.failed, **self.servers_down}
+
+
+def grep(servers: list[Server], request: GrepRequest, client: Client | None = None
+         ) -> tuple[GrepOutcome, Iterator[Line]]:
+    """Start a grep on every live node; returns the outcome and the merged lines.
+
+    The outcome's ``count`` and ``failed`` are complete once the lines are consumed.
+    """
+    request.query.compile()  # a bad pattern is the user's error: say so before sending it
+    cluster = discover(servers)
+    require_nodes(cluster, servers)
+    client = client or Client(servers)
+    fan = fan_out(client, cluster, wire.MapRequest("grep", request.args()))
+    outcome = GrepOutcome(fan, [n.node_id for n in cluster.nodes], cluster.servers_down)
+
+    def lines() -> Iterator[Line]:
+        try:
+            if request.count_only:
+                fan.finish()
+                outcome.count = sum(int(r.get("count", 0)) for r in fan.results.values())
+                return
+            for row in merged_rows(fan):
+                if request.limit is not None and outcome.count >= request.limit:
+                    break
+                outcome.count += 1
+                yield Line(time=row[0], host=row[3], node=row[5], line=row[4])
+        finally:
+            for job in fan.jobs.values():
+                job.close()
+            client.close()
+
+    return outcome, lines()

@@ -1,0 +1,91 @@
+"""Cut a byte stream into batches of whole lines, by count, size and age. Pure: no I/O.
+
+A line is never split: a batch ends after a newline. A line longer than the size limit
+becomes a batch of its own once its newline arrives.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """When a batch is closed: whichever limit comes first."""
+
+    max_lines: int = 1000
+    max_bytes: int = 256 * 1024
+    max_delay: float = 0.5  # seconds after its first line arrived
+
+
+class Batcher:
+    """Accumulates bytes; hands out batches of whole lines.
+
+    >>> b = Batcher(BatchLimits(max_lines=2))
+    >>> b.feed(b"a\\nb\\nc")
+    [b'a\\nb\\n']
+    >>> b.flush(final=True)
+    b'c'
+    """
+
+    def __init__(self, limits: BatchLimits = BatchLimits(),
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._buf = bytearray()
+        self._lines = 0  # whole lines in _buf
+        self._complete = 0  # length of the whole lines at the start of _buf
+        self._since: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add bytes; return the batches that became full."""
+        if not data:
+            return []
+        if self._since is None:
+            self._since = self._clock()
+        out: list[bytes] = []
+        buf = self._buf
+        buf += data
+        find = buf.find
+        max_lines, max_bytes = self.limits.max_lines, self.limits.max_bytes
+        pos = self._complete
+        while True:
+            nl = find(b"\n", pos)
+            if nl < 0:
+                break
+            pos = nl + 1
+            self._lines += 1
+            if self._lines >= max_lines or pos >= max_bytes:
+                out.append(bytes(buf[:pos]))
+                del buf[:pos]
+                pos = 0
+                self._lines = 0
+                self._since = self._clock() if buf else None
+        self._complete = pos
+        return out
+
+    def time_left(self) -> float | None:
+        """Seconds until the pending lines are due; None when nothing is pending."""
+        if self._since is None or not self._complete:
+            return None
+        return max(0.0, self._since + self.limits.max_delay - self._clock())
+
+    def due(self) -> bool:
+        """True when whole lines have waited long enough to be shipped."""
+        left = self.time_left()
+        return left is not None and left <= 0
+
+    def flush(self, final: bool = False) -> bytes:
+        """Take the whole lines waiting (and, when ``final``, a last line with no newline)."""
+        end = len(self._buf) if final else self._complete
+        out = bytes(self._buf[:end])
+        del self._buf[:end]
+        self._complete = 0
+        self._lines = 0
+        self._since = self._clock() if self._buf else None
+        return out

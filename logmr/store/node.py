@@ -1,0 +1,290 @@
+"""A storage node's data: segments by hour, the time index, the dedupe record, a cache.
+
+The index and the set of stored batch ids live in memory and are rebuilt from the segment
+headers at start; the segments are the only truth on disk. Ingest (one thread) appends and
+fsyncs; queries (other threads) read a snapshot of the index and never wait for ingest.
+"""
+
+from __future__ import annotations
+
+import bisect
+import fcntl
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from logmr.errors import StoreError, WireError
+from logmr.mapfn.parse import parse_batch
+from logmr.store import segment
+from logmr.store.segment import Location, RecordMeta, SegmentWriter
+from logmr.timeutil import ClfClock, hour_of
+from logmr.wire import Batch, check_id
+
+log = logging.getLogger(__name__)
+
+SEGMENT_SUFFIX = ".seg"
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """What storing a batch did."""
+
+    lines: int
+    unparsed: int
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class Record:
+    """A stored record as queries see it: its meta and a way to read it (cached)."""
+
+    node: NodeStore
+    loc: Location
+    meta: RecordMeta
+
+    def lines(self) -> bytes:
+        """The record's lines, each ending in a newline."""
+        return self.node.read(self)[0]
+
+    def ts(self) -> list[int]:
+        """The time of each line, epoch seconds."""
+        return self.node.read(self)[1]
+
+    def columns(self) -> dict[str, Any]:
+        """All parsed columns (not cached)."""
+        return segment.decode_columns(segment.read_body(self.loc), self.meta)
+
+
+class NodeStore:
+    """The data directory of one storage node."""
+
+    def __init__(self, data_dir: str, node_id: str | None = None,
+                 cache_bytes: int = 256 << 20) -> None:
+        self.data_dir = os.path.abspath(data_dir)
+        self.seg_dir = os.path.join(self.data_dir, "segments")
+        try:
+            os.makedirs(self.seg_dir, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create data dir {data_dir}: {exc.strerror}") from None
+        self._lock_file = self._take_lock()
+        self.node_id = self._node_id(node_id)
+        self._lock = threading.Lock()
+        self._index: dict[int, list[tuple[Location, RecordMeta]]] = {}
+        self._hours: list[int] = []
+        self._done: set[tuple[str, int]] = set()
+        self._writers: OrderedDict[int, SegmentWriter] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, int], tuple[bytes, list[int]]] = OrderedDict()
+        self._cache_used = 0
+        self._cache_max = cache_bytes
+        self._clock = ClfClock()
+        self.ingested_lines = 0
+        self.ingested_batches = 0
+        self._load()
+
+    # -- start-up -------------------------------------------------------------------------
+
+    def _take_lock(self) -> Any:
+        path = os.path.join(self.data_dir, "lock")
+        f = open(path, "a+")  # noqa: SIM115 - held open for the life of the store
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise StoreError(f"data dir {self.data_dir} is in use by another logmr worker; "
+                             "give each worker its own --data-dir") from None
+        return f
+
+    def _node_id(self, wanted: str | None) -> str:
+        path = os.path.join(self.data_dir, "node-id")
+        try:
+            with open(path, encoding="utf-8") as f:
+                saved: str | None = f.read().strip()
+        except FileNotFoundError:
+            saved = None
+        node_id = wanted or saved or _default_node_id()
+        try:
+            check_id(node_id, "node id")
+        except WireError as exc:
+            raise StoreError(str(exc)) from None
+        if node_id != saved:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(node_id + "\n")
+        return node_id
+
+    def _load(self) -> None:
+        started = time.monotonic()
+        count = 0
+        for name in sorted(os.listdir(self.seg_dir)):
+            if not name.endswith(SEGMENT_SUFFIX):
+                continue
+            try:
+                hour = int(name[: -len(SEGMENT_SUFFIX)])
+            except ValueError:
+                log.warning("ignoring %s: not a segment name", name)
+                continue
+            entries = segment.scan(os.path.join(self.seg_dir, name), repair=True)
+            for loc, meta in entries:
+                self._add(hour, loc, meta)
+                count += 1
+        log.info("node %s: %d records in %d segments loaded in %.2fs", self.node_id, count,
+                 len(self._hours), time.monotonic() - started)
+
+    def _add(self, hour: int, loc: Location, meta: RecordMeta) -> None:
+        if hour not in self._index:
+            bisect.insort(self._hours, hour)
+            self._index[hour] = []
+        self._index[hour].append((loc, meta))
+        self._done.add((meta.batch_id, meta.part))
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    def has_batch(self, batch_id: str) -> bool:
+        """True when every part of the batch is stored (the first part says how many)."""
+        with self._lock:
+            return (batch_id, 0) in self._done
+
+    def store(self, batch: Batch) -> StoreResult:
+        """Store a batch durably (fsync) unless already stored; safe to call again."""
+        blob = batch.lines if batch.lines.endswith(b"\n") or not batch.lines else (
+            batch.lines + b"\n")
+        parsed = parse_batch(blob, batch.fmt, self._clock)
+        n = len(parsed.ts)
+        hours = sorted({hour_of(t) for t in parsed.ts})
+        lines_by_hour = self._split(blob, parsed.ts, hours)
+        wrote = 0
+        touched: list[SegmentWriter] = []
+        pending: list[tuple[int, int, bytes, RecordMeta]] = []
+        for part, hour in enumerate(hours):
+            with self._lock:
+                if (batch.batch_id, part) in self._done:
+                    continue
+            idx, lines = lines_by_hour[hour]
+            ts = [parsed.ts[i] for i in idx] if len(hours) > 1 else parsed.ts
+            cols = ({k: [v[i] for i in idx] for k, v in parsed.columns.items()}
+                    if len(hours) > 1 else parsed.columns)
+            ok = [parsed.parsed[i] for i in idx] if len(hours) > 1 else parsed.parsed
+            record, meta = segment.encode_record(
+                {"batch_id": batch.batch_id, "part": part, "parts": len(hours),
+                 "lines": len(ts), "t0": min(ts), "t1": max(ts), "host": batch.host,
+                 "unparsed": ok.count(False)}, lines, cols, ts)
+            writer = self._writer(hour)
+            offset = writer.append(record)
+            touched.append(writer)
+            pending.append((hour, offset, record, meta))
+            wrote += len(ts)
+        for writer in touched:
+            writer.sync()
+        with self._lock:
+            for hour, offset, record, meta in pending:
+                meta_len = segment.HEADER.unpack_from(record)[1]
+                body_at = offset + segment.HEADER.size + meta_len
+                crc = segment.HEADER.unpack_from(record)[3]
+                loc = Location(self._writer_path(hour), body_at, len(record) - (body_at - offset),
+                               crc, record[segment.HEADER.size:segment.HEADER.size + meta_len])
+                self._add(hour, loc, meta)
+            self.ingested_lines += wrote
+            self.ingested_batches += 1 if pending else 0
+        return StoreResult(lines=n, unparsed=parsed.unparsed, duplicate=not pending and n > 0)
+
+    @staticmethod
+    def _split(blob: bytes, ts: list[int], hours: list[int]) -> dict[int, tuple[list[int], bytes]]:
+        if len(hours) <= 1:
+            return {h: (list(range(len(ts))), blob) for h in hours}
+        lines = blob.split(b"\n")[:-1]
+        groups: dict[int, list[int]] = {h: [] for h in hours}
+        for i, t in enumerate(ts):
+            groups[hour_of(t)].append(i)
+        return {h: (idx, b"".join(lines[i] + b"\n" for i in idx)) for h, idx in groups.items()}
+
+    def _writer_path(self, hour: int) -> str:
+        return os.path.join(self.seg_dir, f"{hour}{SEGMENT_SUFFIX}")
+
+    def _writer(self, hour: int) -> SegmentWriter:
+        writer = self._writers.get(hour)
+        if writer is None:
+            writer = SegmentWriter(self._writer_path(hour))
+            self._writers[hour] = writer
+            while len(self._writers) > 16:
+                self._writers.popitem(last=False)[1].close()
+        else:
+            self._writers.move_to_end(hour)
+        return writer
+
+    def close(self) -> None:
+        """Sync and close every open segment and release the data dir."""
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+        self._lock_file.close()
+
+    # -- queries --------------------------------------------------------------------------
+
+    def records(self, since: int | None = None, until: int | None = None
+                ) -> Iterator[tuple[int, list[Record]]]:
+        """Records per hour, oldest hour first, that may hold lines in [since, until)."""
+        with self._lock:
+            hours = list(self._hours)
+        lo = 0 if since is None else bisect.bisect_left(hours, hour_of(since))
+        for hour in hours[lo:]:
+            if until is not None and hour >= until:
+                break
+            with self._lock:
+                entries = list(self._index[hour])
+            chosen = [Record(self, loc, meta) for loc, meta in entries
+                      if (since is None or meta.t1 >= since)
+                      and (until is None or meta.t0 < until)]
+            if chosen:
+                yield hour, chosen
+
+    def read(self, record: Record) -> tuple[bytes, list[int]]:
+        """Lines and times of a record, from the cache or the disk."""
+        key = (record.loc.path, record.loc.offset)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        body = segment.read_body(record.loc)
+        lines = segment.decode_lines(body, record.meta)
+        ts = segment.decode_columns(body, record.meta)["ts"]
+        value = (lines, ts)
+        size = len(lines) + 8 * len(ts)
+        with self._lock:
+            if size <= self._cache_max and key not in self._cache:
+                self._cache[key] = value
+                self._cache_used += size
+                while self._cache_used > self._cache_max:
+                    _, (old_lines, old_ts) = self._cache.popitem(last=False)
+                    self._cache_used -= len(old_lines) + 8 * len(old_ts)
+        return value
+
+    def stats(self) -> dict[str, Any]:
+        """Lines, bytes, time span and segments held by this node."""
+        with self._lock:
+            metas = [m for entries in self._index.values() for _, m in entries]
+            hours = len(self._hours)
+        disk = sum(os.path.getsize(os.path.join(self.seg_dir, n))
+                   for n in os.listdir(self.seg_dir) if n.endswith(SEGMENT_SUFFIX))
+        return {
+            "node": self.node_id,
+            "lines": sum(m.lines for m in metas),
+            "unparsed": sum(m.unparsed for m in metas),
+            "raw_bytes": sum(m.raw_bytes for m in metas),
+            "disk_bytes": disk,
+            "first": min((m.t0 for m in metas), default=None),
+            "last": max((m.t1 for m in metas), default=None),
+            "segments": hours,
+            "batches": len({m.batch_id for m in metas}),
+        }
+
+
+def _default_node_id() -> str:
+    host = "".join(c if c.isalnum() or c in "-." else "-" for c in socket.gethostname())
+    return f"{(host or 'node')[:40]}-{secrets.token_hex(3)}"

@@ -1,0 +1,211 @@
+"""Append-only segment files: one per UTC hour of log time, a sequence of records.
+
+A record is one batch's lines that fall in the segment's hour::
+
+    magic "LMR1" | meta length u32 | body length u32 | crc32(meta + body) u32
+    meta (msgpack) | body = zstd(lines) + zstd(columns, msgpack)
+
+Records are written with one write() and made durable with fsync before the batch is
+acknowledged. A crash can leave a torn record at the tail; opening the segment detects it
+(short record or bad checksum) and cuts it off, so only whole records remain.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import zstandard
+
+from logmr.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"LMR1"
+HEADER = struct.Struct(">4sIII")
+MAX_PART = 1 << 30
+
+_local = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    c = getattr(_local, "c", None)
+    if c is None:
+        c = _local.c = zstandard.ZstdCompressor(level=1)
+    return c
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d = getattr(_local, "d", None)
+    if d is None:
+        d = _local.d = zstandard.ZstdDecompressor()
+    return d
+
+
+@dataclass(frozen=True)
+class RecordMeta:
+    """What the time index needs to know of a record without reading its body."""
+
+    batch_id: str  # the dedupe key, also the tie-break of equal times
+    part: int  # which of the batch's hour parts this is
+    parts: int
+    lines: int
+    t0: int  # earliest and latest line time in the record
+    t1: int
+    host: str  # source host that shipped it
+    unparsed: int
+    raw_bytes: int
+    lines_z: int  # length of the compressed lines within the body
+
+    def pack(self) -> bytes:
+        """The meta as stored in the record header."""
+        return msgpack.packb([self.batch_id, self.part, self.parts, self.lines, self.t0,
+                              self.t1, self.host, self.unparsed, self.raw_bytes, self.lines_z])
+
+    @classmethod
+    def unpack(cls, data: bytes) -> RecordMeta:
+        """Read a meta written by :meth:`pack`."""
+        return cls(*msgpack.unpackb(data)[:10])
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a record's body lies."""
+
+    path: str
+    offset: int  # of the body
+    length: int
+    crc: int
+    meta_bytes: bytes
+
+
+def encode_record(meta_fields: dict[str, Any], lines: bytes, columns: dict[str, Any],
+                  ts: list[int]) -> tuple[bytes, RecordMeta]:
+    """Build one record; returns the bytes to append and its meta."""
+    c = _compressor()
+    lines_z = c.compress(lines)
+    cols_z = c.compress(msgpack.packb({"ts": ts, **columns}))
+    meta = RecordMeta(lines_z=len(lines_z), raw_bytes=len(lines), **meta_fields)
+    meta_bytes = meta.pack()
+    body = lines_z + cols_z
+    crc = zlib.crc32(body, zlib.crc32(meta_bytes))
+    return HEADER.pack(MAGIC, len(meta_bytes), len(body), crc) + meta_bytes + body, meta
+
+
+def decode_lines(body: bytes, meta: RecordMeta) -> bytes:
+    """The record's lines, as stored (each ends in a newline)."""
+    return bytes(_decompressor().decompress(body[:meta.lines_z]))
+
+
+def decode_columns(body: bytes, meta: RecordMeta) -> dict[str, Any]:
+    """The record's columns: ``ts`` and the parsed fields, one entry per line."""
+    result: dict[str, Any] = msgpack.unpackb(
+        _decompressor().decompress(body[meta.lines_z:]), raw=True, strict_map_key=False)
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in result.items()}
+
+
+def scan(path: str, repair: bool) -> list[tuple[Location, RecordMeta]]:
+    """Index the whole records of a segment. With ``repair``, a torn or corrupt tail is cut
+    off (the file is truncated to its last whole record); otherwise reading stops there."""
+    out: list[tuple[Location, RecordMeta]] = []
+    with open(path, "r+b" if repair else "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        pos = 0
+        while pos < size:
+            rec = _read_record_at(f, pos, size)
+            if rec is None:
+                if repair:
+                    log.warning("segment %s: cutting a torn or corrupt tail at byte %d of %d",
+                                path, pos, size)
+                    f.truncate(pos)
+                    f.flush()
+                    os.fsync(f.fileno())
+                break
+            loc, meta = rec
+            out.append((loc, meta))
+            pos = loc.offset + loc.length
+    return out
+
+
+def _read_record_at(f: Any, pos: int, size: int) -> tuple[Location, RecordMeta] | None:
+    f.seek(pos)
+    head = f.read(HEADER.size)
+    if len(head) < HEADER.size:
+        return None
+    magic, meta_len, body_len, crc = HEADER.unpack(head)
+    end = pos + HEADER.size + meta_len + body_len
+    if magic != MAGIC or meta_len > MAX_PART or body_len > MAX_PART or end > size:
+        return None
+    meta_bytes = f.read(meta_len)
+    body = f.read(body_len)
+    if zlib.crc32(body, zlib.crc32(meta_bytes)) != crc:
+        return None
+    try:
+        meta = RecordMeta.unpack(meta_bytes)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None
+    return Location(path, pos + HEADER.size + meta_len, body_len, crc, meta_bytes), meta
+
+
+def read_body(loc: Location) -> bytes:
+    """Read a record's body and check it against its checksum."""
+    try:
+        fd = os.open(loc.path, os.O_RDONLY)
+        try:
+            body = os.pread(fd, loc.length, loc.offset)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StoreError(f"cannot read segment {loc.path}: {exc.strerror}") from None
+    if len(body) != loc.length or zlib.crc32(body, zlib.crc32(loc.meta_bytes)) != loc.crc:
+        raise StoreError(f"segment {loc.path} is corrupt at byte {loc.offset}")
+    return body
+
+
+class SegmentWriter:
+    """Appends records to one segment file; durable after :meth:`sync`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        created = not os.path.exists(path)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.size = os.fstat(self._fd).st_size
+        self._dirty = created
+        if created:
+            _fsync_dir(os.path.dirname(path))
+
+    def append(self, record: bytes) -> int:
+        """Append one record; returns the offset it starts at."""
+        offset = self.size
+        view = memoryview(record)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self.size += len(record)
+        self._dirty = True
+        return offset
+
+    def sync(self) -> None:
+        """fsync the file if anything was appended since the last sync."""
+        if self._dirty:
+            os.fsync(self._fd)
+            self._dirty = False
+
+    def close(self) -> None:
+        """Sync and close."""
+        self.sync()
+        os.close(self._fd)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

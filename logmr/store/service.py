@@ -1,0 +1,147 @@
+"""The storage node service: Gearman workers around a :class:`NodeStore`.
+
+One thread takes ingest jobs (``logmr.store`` and ``logger``); another answers map jobs
+(``logmr.map.<node-id>``), so a long query never stalls ingestion. Map jobs are looked up
+by name in :data:`MAP_JOBS`; nothing received is executed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from logmr import wire
+from logmr.errors import LogmrError
+from logmr.gearman.connection import Server
+from logmr.gearman.worker import Job, Worker
+from logmr.mapfn.grep import GrepQuery, count_hour, grep_hour
+from logmr.store.node import NodeStore
+
+log = logging.getLogger(__name__)
+
+
+def _time_arg(args: dict[str, Any], name: str) -> int | None:
+    value = args.get(name)
+    if value is not None and not isinstance(value, int):
+        raise LogmrError(f"map argument {name} must be epoch seconds")
+    return value
+
+
+def map_grep(store: NodeStore, job: Job, args: dict[str, Any]) -> dict[str, Any]:
+    """Stream matching rows, oldest first, in chunks; end with the count."""
+    query = GrepQuery(pattern=bytes(args.get("pattern", b"")), fixed=bool(args.get("fixed")),
+                      ignore_case=bool(args.get("ignore_case")), invert=bool(args.get("invert")))
+    rx = query.compile()
+    since, until = _time_arg(args, "since"), _time_arg(args, "until")
+    limit = args.get("limit")
+    count_only = bool(args.get("count_only"))
+    total = 0
+    for _hour, records in store.records(since, until):
+        metas = [_Adapter(r) for r in records]
+        if count_only:
+            total += count_hour(metas, rx, query.invert, since, until)
+            continue
+        rows = grep_hour(metas, rx, query.invert, since, until)
+        if limit is not None:
+            rows = rows[: max(0, limit - total)]
+        for chunk in wire.iter_chunks(iter(rows)):
+            job.send_data(wire.pack_rows(chunk))
+        total += len(rows)
+        if limit is not None and total >= limit:
+            break
+    return {"count": total}
+
+
+def map_stats(store: NodeStore, job: Job, args: dict[str, Any]) -> dict[str, Any]:
+    """What this node holds."""
+    return store.stats()
+
+
+MAP_JOBS: dict[str, Callable[[NodeStore, Job, dict[str, Any]], dict[str, Any]]] = {
+    "grep": map_grep,
+    "stats": map_stats,
+}
+
+
+class _Adapter:
+    """A Record seen through the fields grep needs."""
+
+    __slots__ = ("_r", "batch_id", "host", "t0", "t1")
+
+    def __init__(self, record: Any) -> None:
+        self._r = record
+        self.batch_id: str = record.meta.batch_id
+        self.host: str = record.meta.host
+        self.t0: int = record.meta.t0
+        self.t1: int = record.meta.t1
+
+    def lines(self) -> bytes:
+        return self._r.lines()  # type: ignore[no-any-return]
+
+    def ts(self) -> list[int]:
+        return self._r.ts()  # type: ignore[no-any-return]
+
+
+class NodeService:
+    """Runs a storage node until :meth:`stop`."""
+
+    def __init__(self, store: NodeStore, servers: list[Server], log_format: str = "combined",
+                 host: str = "-") -> None:
+        self.store = store
+        self.log_format = log_format
+        self.host = host
+        self.ingest = Worker(servers, client_id=f"logmr-ingest-{store.node_id}")
+        self.ingest.register(wire.STORE_FUNCTION, self._on_store)
+        self.ingest.register(wire.LOGGER_FUNCTION, self._on_logger)
+        self.query = Worker(servers, client_id=f"logmr-map-{store.node_id}")
+        self.query.register(wire.map_function(store.node_id), self._on_map)
+        self._threads: list[threading.Thread] = []
+
+    def _on_store(self, job: Job) -> bytes:
+        batch = wire.unpack_batch(job.payload)
+        result = self.store.store(batch)
+        log.debug("batch %s: %d lines%s", batch.batch_id, result.lines,
+                  " (duplicate, skipped)" if result.duplicate else "")
+        return b"ok"
+
+    def _on_logger(self, job: Job) -> bytes:
+        # Raw lines from `gearman -n -f logger`. The job's unique id survives requeueing,
+        # so it is the dedupe key; the arrival time orders it among equal timestamps.
+        unique = job.unique or job.handle.decode("ascii", "replace")
+        batch_id = "logger:" + "".join(c if c.isalnum() or c in "._:-" else "_"
+                                       for c in unique)[:55]
+        self.store.store(wire.Batch(batch_id, self.host, self.log_format, job.payload))
+        return b"ok"
+
+    def _on_map(self, job: Job) -> bytes:
+        request = wire.unpack_request(job.payload)
+        handler = MAP_JOBS.get(request.job)
+        if handler is None:
+            raise LogmrError(f"unknown map job {request.job!r}; this node knows "
+                             f"{', '.join(sorted(MAP_JOBS))}")
+        started = time.monotonic()
+        result = handler(self.store, job, request.args)
+        log.debug("map %s done in %.3fs", request.job, time.monotonic() - started)
+        return wire.pack_result(result)
+
+    def start(self) -> None:
+        """Start the ingest and query threads."""
+        for name, worker in (("ingest", self.ingest), ("query", self.query)):
+            t = threading.Thread(target=worker.work, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        """Ask both loops to finish the job at hand and return (signal-safe)."""
+        self.ingest.stop()
+        self.query.stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the threads to end; True when they have."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)

@@ -1,0 +1,115 @@
+"""Time: Apache's %t, the user's --since/--until, and the hour partitions of storage."""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from datetime import datetime, timezone
+
+from logmr.errors import ConfigError
+
+_MONTHS = {m: i for i, m in enumerate(
+    (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+     b"Dec"), start=1)}
+_CLF = re.compile(rb"(\d{1,2})/([A-Za-z]{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2})(?: ([+-])(\d{2})(\d{2}))?")
+# Finds a %t stamp anywhere in a line that did not parse as a whole.
+CLF_SEARCH = re.compile(rb"\[(\d{1,2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2}(?: [+-]\d{4})?)\]")
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class ClfClock:
+    """Converts Apache %t stamps (``17/May/2015:10:05:03 +0000``) to epoch seconds.
+
+    Stamps repeat (many requests share a second), so results are memoised; the memo is
+    bounded so a long-running node does not grow without limit.
+    """
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self.memo: dict[bytes, int | None] = {}
+        self._max = max_entries
+        self._days: dict[bytes, int | None] = {}
+
+    def __call__(self, stamp: bytes) -> int | None:
+        """Epoch seconds for one stamp, or None when it is not a valid %t."""
+        got = self.memo.get(stamp, -1)
+        if got != -1:
+            return got
+        value = self._fast(stamp) if len(stamp) == 26 else parse_clf(stamp.strip(b"[]"))
+        if len(self.memo) >= self._max:
+            self.memo.clear()
+            self._days.clear()
+        self.memo[stamp] = value
+        return value
+
+
+    def _fast(self, stamp: bytes) -> int | None:
+        """``dd/Mon/yyyy:HH:MM:SS +zzzz``: the day is memoised, the clock part summed."""
+        day_key = stamp[:11] + stamp[20:]
+        day = self._days.get(day_key, -1)
+        if day == -1:
+            day = parse_clf(stamp[:11] + b":00:00:00" + stamp[20:])
+            self._days[day_key] = day
+        clock = stamp[12:20]
+        if day is None or clock[2:3] != b":" or clock[5:6] != b":" or not (
+                clock[:2] + clock[3:5] + clock[6:]).isdigit():
+            return parse_clf(stamp)
+        hh, mm, ss = int(clock[:2]), int(clock[3:5]), int(clock[6:])
+        if hh > 23 or mm > 59 or ss > 60:
+            return None
+        return day + hh * 3600 + mm * 60 + ss
+
+
+def parse_clf(stamp: bytes) -> int | None:
+    """Epoch seconds for an Apache %t stamp without brackets; None if it is not one."""
+    m = _CLF.fullmatch(stamp.strip())
+    if m is None:
+        return None
+    day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
+    month = _MONTHS.get(mon.capitalize())
+    if month is None:
+        return None
+    try:
+        epoch = calendar.timegm((int(year), month, int(day), int(hh), int(mm), int(ss)))
+        datetime(int(year), month, int(day), int(hh), int(mm), int(ss))  # range check
+    except (ValueError, OverflowError):
+        return None
+    if sign:
+        offset = int(oh) * 3600 + int(om) * 60
+        epoch -= offset if sign == b"+" else -offset
+    return epoch
+
+
+def parse_when(text: str, now: float | None = None) -> int:
+    """Parse a --since/--until value: ``90s``, ``30m``, ``1h``, ``2d``, ``1w`` (that long
+    before now), or an ISO-8601 date or time (local time unless it names a zone).
+
+    >>> parse_when("1h", now=7200.0)
+    3600
+    >>> parse_when("2015-05-17T10:05:03+00:00")
+    1431857103
+    """
+    now = time.time() if now is None else now
+    m = _RELATIVE.match(text)
+    if m:
+        return int(now - float(m.group(1)) * _UNITS[m.group(2)])
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(
+            f"cannot read time {text!r}: use a span like 30m, 1h, 2d or an ISO-8601 time "
+            "like 2015-05-17T10:05:00+00:00") from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # the user's local zone
+    return int(when.timestamp())
+
+
+def format_epoch(epoch: int) -> str:
+    """ISO-8601 in UTC, for output meant for people and JSON."""
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def hour_of(epoch: int) -> int:
+    """The start of the UTC hour holding ``epoch`` (the storage partition key)."""
+    return epoch - epoch % 3600
