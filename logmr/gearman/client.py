@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from enum import Enum
@@ -16,6 +17,8 @@ log = logging.getLogger(__name__)
 
 PIPELINE_DEPTH = 256
 """Background submissions sent before reading their JOB_CREATED answers."""
+COOLDOWN = 5.0
+"""Seconds a server that failed is tried only after the others."""
 
 
 class Priority(Enum):
@@ -167,6 +170,7 @@ class Client:
         self.servers = list(servers)
         self.timeout = timeout
         self._conns: dict[Server, Connection] = {}
+        self._failed_at: dict[Server, float] = {}
 
     def __enter__(self) -> Client:
         return self
@@ -194,6 +198,19 @@ class Client:
             return conn, False
         self._conns[server] = conn = self._new_connection(server)
         return conn, True
+
+    def _order(self, unique: bytes) -> list[Server]:
+        """Hash order, but servers that failed in the last COOLDOWN seconds go last."""
+        now = time.monotonic()
+        for server, when in list(self._failed_at.items()):
+            if now - when > COOLDOWN:
+                del self._failed_at[server]
+        return sorted(server_order(self.servers, unique), key=lambda s: s in self._failed_at)
+
+    def _failed(self, server: Server, exc: GearmanError, errors: dict[Server, str]) -> None:
+        log.warning("job server %s failed: %s", server, exc)
+        errors[server] = str(exc)
+        self._failed_at[server] = time.monotonic()
 
     def _drop(self, server: Server) -> None:
         conn = self._conns.pop(server, None)
@@ -227,7 +244,7 @@ class Client:
             encode(_BACKGROUND[priority], name, unique_bytes(unique, background=True), payload)
             for payload, unique in jobs
         ]
-        orders = [server_order(self.servers, unique_bytes(u, background=True)) for _, u in jobs]
+        orders = [self._order(unique_bytes(u, background=True)) for _, u in jobs]
         handles: dict[int, str] = {}
         errors: dict[Server, str] = {}
         todo = list(range(len(jobs)))
@@ -251,7 +268,7 @@ class Client:
 
     def _none_accepted(self, function: str, errors: dict[Server, str]) -> ServerUnavailable:
         reasons = "; ".join(errors.values())
-        servers = ", ".join(str(s) for s in self.servers)
+        servers = ", ".join(str(s) for s in errors)
         return ServerUnavailable(f"no job server ({servers}) accepted {function} jobs: {reasons}")
 
     def _submit_on(
@@ -265,17 +282,22 @@ class Client:
         while len(results) < len(packets):
             chunk = packets[len(results):len(results) + PIPELINE_DEPTH]
             try:
-                results.extend(self._pipeline(server, chunk))
+                answers = self._pipeline(server, chunk)
             except GearmanError as exc:
-                log.warning("submitting to %s failed: %s", server, exc)
-                errors[server] = str(exc)
+                self._failed(server, exc, errors)
                 self._drop(server)
                 break
-            if None in results:
-                errors.setdefault(server, f"job server {server} refused jobs")
+            self._failed_at.pop(server, None)
+            for answer in answers:
+                if isinstance(answer, GearmanError):
+                    log.warning("%s", answer)
+                    errors.setdefault(server, str(answer))
+                    results.append(None)
+                else:
+                    results.append(answer)
         return results
 
-    def _pipeline(self, server: Server, chunk: list[bytes]) -> list[str | None]:
+    def _pipeline(self, server: Server, chunk: list[bytes]) -> list[str | GearmanError]:
         """Send a chunk and read its answers; retry once if a cached connection was stale."""
         conn, fresh = self._connection(server)
         try:
@@ -290,15 +312,14 @@ class Client:
             conn.send_raw(b"".join(chunk))
             first = conn.read_packet(self.timeout)
         answers = [first] + [conn.read_packet(self.timeout) for _ in chunk[1:]]
-        results: list[str | None] = []
+        results: list[str | GearmanError] = []
         for packet in answers:
             try:
                 results.append(_created(conn, packet))
             except ProtocolError:
                 raise
             except GearmanError as exc:
-                log.warning("%s", exc)
-                results.append(None)
+                results.append(exc)
         return results
 
     def submit(
@@ -317,7 +338,7 @@ class Client:
             _FOREGROUND[priority], name, raw_unique, payload
         )
         errors: dict[Server, str] = {}
-        for candidate in [server] if server else server_order(self.servers, raw_unique):
+        for candidate in [server] if server else self._order(raw_unique):
             conn = Connection(candidate, connect_timeout=self.timeout, io_timeout=self.timeout)
             try:
                 conn.connect()
@@ -328,8 +349,8 @@ class Client:
                 handle = _created(conn, conn.read_packet(self.timeout))
             except GearmanError as exc:
                 conn.close()
-                log.warning("submitting %s to %s failed: %s", function, candidate, exc)
-                errors[candidate] = str(exc)
+                self._failed(candidate, exc, errors)
                 continue
+            self._failed_at.pop(candidate, None)
             return ForegroundJob(conn, function, handle, timeout)
         raise self._none_accepted(function, errors)

@@ -1,0 +1,129 @@
+"""The whole path on real processes: ship -> gearmand -> two storage nodes -> grep."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from logmr.mapfn.parse import parse_batch
+from logmr.timeutil import parse_when
+
+from .conftest import HACKERS, SEMICOMPLETE, LocalCluster, logmr
+
+
+def expected(path: Path, pattern: bytes = b"", flags: int = 0) -> list[bytes]:
+    """The file's lines that match, in time order (stable: file order within a second)."""
+    data = path.read_bytes()
+    lines = data.split(b"\n")[:-1]
+    ts = parse_batch(data, "combined").ts
+    rx = re.compile(pattern, flags)
+    order = sorted(range(len(lines)), key=lambda i: ts[i])
+    return [lines[i] for i in order if rx.search(lines[i])]
+
+
+def grep_lines(cluster: LocalCluster, *args: str) -> list[bytes]:
+    out = cluster.run("grep", *args)
+    assert out.returncode in (0, 1), out.stderr
+    return out.stdout.split(b"\n")[:-1]
+
+
+def test_grep_matches_gnu_grep_count_and_bytes(cluster: LocalCluster) -> None:
+    shipped = cluster.run("ship", "--host", "web1", str(SEMICOMPLETE))
+    assert shipped.returncode == 0, shipped.stderr
+    cluster.wait_stored(10_000)
+
+    count = cluster.run("grep", "-c", "GET /presentations")
+    assert count.returncode == 0
+    assert int(count.stdout) == SEMICOMPLETE.read_bytes().count(b"GET /presentations") == 2305
+    assert grep_lines(cluster, "GET /presentations") == expected(SEMICOMPLETE,
+                                                                 b"GET /presentations")
+    # a pattern that matches every line: the whole file, byte for byte, in time order
+    assert grep_lines(cluster, "") == expected(SEMICOMPLETE)
+    # both nodes hold part of the data, and the query read both
+    stats = cluster.node_stats()
+    assert set(stats) == {"node1", "node2"}
+    assert all(int(s["lines"]) > 0 for s in stats.values())  # type: ignore[call-overload]
+    nodes = {line.split(b'"node": "')[1].split(b'"')[0] for line in
+             cluster.run("grep", "--json", "").stdout.splitlines()}
+    assert nodes == {b"node1", b"node2"}
+
+
+def test_both_sample_files_and_grep_options(cluster: LocalCluster) -> None:
+    for path in (SEMICOMPLETE, HACKERS):
+        assert cluster.run("ship", str(path)).returncode == 0
+    cluster.wait_stored(13_456)
+    both = SEMICOMPLETE.read_bytes() + HACKERS.read_bytes()
+    merged = Path(cluster.root / "both.log")
+    merged.write_bytes(both)
+    assert grep_lines(cluster, "") == expected(merged)
+    assert grep_lines(cluster, "-i", "googlebot") == expected(merged, b"googlebot", re.I)
+    assert grep_lines(cluster, "-v", "GET") == expected(merged, b"^(?!.*GET)")
+    assert grep_lines(cluster, "-F", "/join_form?") == [
+        line for line in expected(merged) if b"/join_form?" in line]
+    assert grep_lines(cluster, r"\" 404 [0-9]+ ") == expected(merged, rb"\" 404 [0-9]+ ")
+    assert grep_lines(cluster, "--limit", "7", "GET") == expected(merged, b"GET")[:7]
+    assert int(cluster.run("grep", "-c", "-v", "GET").stdout) == len(
+        expected(merged, b"^(?!.*GET)"))
+    nothing = cluster.run("grep", "no such thing anywhere")
+    assert (nothing.returncode, nothing.stdout) == (1, b"")
+
+
+def test_since_until(cluster: LocalCluster) -> None:
+    assert cluster.run("ship", str(SEMICOMPLETE)).returncode == 0
+    cluster.wait_stored(10_000)
+    # the 2015 sample holds nothing from the last hour
+    assert cluster.run("grep", "-c", "--since", "1h", "").stdout == b"0\n"
+    # ISO times cut exactly: since inclusive, until exclusive
+    since, until = "2015-05-18T10:00:00+00:00", "2015-05-18T10:30:00+00:00"
+    lo, hi = parse_when(since), parse_when(until)
+    data = SEMICOMPLETE.read_bytes()
+    ts = parse_batch(data, "combined").ts
+    want = [line for line in expected(SEMICOMPLETE)
+            if lo <= ts[data.split(b"\n").index(line)] < hi]
+    got = grep_lines(cluster, "--since", since, "--until", until, "")
+    assert got == want and len(got) > 100
+    assert int(cluster.run("grep", "-c", "--since", since, "--until", until, "").stdout) == len(
+        want)
+
+    # lines with current timestamps are found by --since 1h
+    now = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
+    fresh = "".join(f'10.0.0.{i} - - [{now}] "GET /fresh/{i} HTTP/1.1" 200 5 "-" "t"\n'
+                    for i in range(5)).encode()
+    assert cluster.run("ship", "-", stdin=fresh).returncode == 0
+    cluster.wait_stored(10_005)
+    assert grep_lines(cluster, "--since", "1h", "") == fresh.split(b"\n")[:-1]
+
+
+def test_stock_gearman_cli_logger(cluster: LocalCluster, tmp_path: Path) -> None:
+    import subprocess
+
+    subprocess.run(["gearman", "-h", "127.0.0.1", "-p", str(cluster.gearmand.port), "-n",
+                    "-f", "logger"], stdin=HACKERS.open("rb"), check=True, timeout=30)
+    cluster.wait_stored(3456)
+    assert grep_lines(cluster, "") == expected(HACKERS)
+
+
+def test_errors_are_one_line_with_exit_2(cluster_factory: object, gearmand: object) -> None:
+    bad_flag = logmr("grep", "--no-such-flag", "x")
+    unreachable = logmr("grep", "x", servers="127.0.0.1:1")
+    empty = logmr("grep", "x", servers=str(gearmand.server))  # type: ignore[attr-defined]
+    bad_regex = logmr("grep", "(", servers=str(gearmand.server))  # type: ignore[attr-defined]
+    bad_time = logmr("grep", "--since", "yesterday-ish", "x")
+    for result, needle in ((bad_flag, b"no-such-flag"), (unreachable, b"127.0.0.1:1"),
+                           (empty, b"no storage node"), (bad_regex, b"invalid pattern"),
+                           (bad_time, b"cannot read time")):
+        assert result.returncode == 2, result
+        assert result.stderr.count(b"\n") == 1, result.stderr
+        assert needle in result.stderr
+        assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["grep", "--help"],
+                                  ["ship", "--help"], ["worker", "--help"],
+                                  ["status", "--help"]])
+def test_help_and_version(args: list[str]) -> None:
+    out = logmr(*args)
+    assert out.returncode == 0 and out.stdout.strip()
