@@ -13,7 +13,7 @@ import argparse
 import random
 import time
 
-MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 PAGES = [f"/blog/{y}/{m:02d}/post-{i}.html" for y in (2023, 2024, 2025) for m in range(1, 13)
          for i in range(6)] + ["/", "/about", "/contact", "/search?q=gearman", "/feed.xml"]
 STATIC = [f"/static/{kind}/{name}.{ext}" for kind, ext in (("css", "css"), ("js", "js"),

@@ -21,6 +21,10 @@ class ServerUnavailable(GearmanError):
     """No job server could be reached (or the one asked for could not)."""
 
 
+class GearmanTimeout(GearmanError):
+    """A job server did not answer within the time allowed."""
+
+
 class ProtocolError(GearmanError):
     """The peer sent bytes that are not the Gearman protocol we expect."""
 

@@ -54,6 +54,11 @@ class MapRequest:
     args: dict[str, Any] = field(default_factory=dict)
 
 
+def _packb(value: Any) -> bytes:
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
+
+
 def _load(payload: bytes, what: str) -> dict[str, Any]:
     try:
         data = msgpack.unpackb(payload, raw=False, strict_map_key=True)
@@ -69,8 +74,8 @@ def _load(payload: bytes, what: str) -> dict[str, Any]:
 
 def pack_batch(batch: Batch) -> bytes:
     """Encode a batch for ``logmr.store``."""
-    return msgpack.packb({"v": SCHEMA, "id": batch.batch_id, "host": batch.host,
-                          "fmt": batch.fmt, "lines": batch.lines}, use_bin_type=True)
+    return _packb({"v": SCHEMA, "id": batch.batch_id, "host": batch.host,
+                          "fmt": batch.fmt, "lines": batch.lines})
 
 
 def unpack_batch(payload: bytes) -> Batch:
@@ -88,7 +93,7 @@ def unpack_batch(payload: bytes) -> Batch:
 
 def pack_request(req: MapRequest) -> bytes:
     """Encode a map job request."""
-    return msgpack.packb({"v": SCHEMA, "job": req.job, "args": req.args}, use_bin_type=True)
+    return _packb({"v": SCHEMA, "job": req.job, "args": req.args})
 
 
 def unpack_request(payload: bytes) -> MapRequest:
@@ -102,7 +107,7 @@ def unpack_request(payload: bytes) -> MapRequest:
 
 def pack_rows(rows: list[tuple[Any, ...]]) -> bytes:
     """One WORK_DATA chunk of result rows."""
-    return msgpack.packb(rows, use_bin_type=True)
+    return _packb(rows)
 
 
 def unpack_rows(payload: bytes) -> list[list[Any]]:
@@ -118,7 +123,7 @@ def unpack_rows(payload: bytes) -> list[list[Any]]:
 
 def pack_result(result: dict[str, Any]) -> bytes:
     """The WORK_COMPLETE payload of a map job."""
-    return msgpack.packb({"v": SCHEMA, **result}, use_bin_type=True)
+    return _packb({"v": SCHEMA, **result})
 
 
 def unpack_result(payload: bytes) -> dict[str, Any]:

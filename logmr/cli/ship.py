@@ -11,7 +11,7 @@ import click
 from logmr.cli.options import servers_option
 from logmr.gearman.connection import Server
 from logmr.ship.batcher import BatchLimits
-from logmr.ship.shipper import Shipper, ShipOptions
+from logmr.ship.shipper import ShipOptions, Shipper
 
 
 @click.command("ship")

@@ -47,7 +47,7 @@ def _print_table(status: ClusterStatus) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=max(Console().width, 100))
     servers = Table(title="Job servers")
     for col in ("server", "state", "function", "queued", "running", "workers"):
         servers.add_column(col, justify="right" if col in ("queued", "running", "workers")
@@ -61,17 +61,20 @@ def _print_table(status: ClusterStatus) -> None:
                             str(q.total), str(q.running), str(q.workers))
     console.print(servers)
     nodes = Table(title="Storage nodes")
-    for col in ("node", "server", "lines", "unparsed", "raw MB", "disk MB", "first", "last"):
+    for col in ("node", "lines", "unparsed", "raw MB", "disk MB", "first", "last"):
         nodes.add_column(col, justify="right" if col in ("lines", "unparsed", "raw MB",
                                                           "disk MB") else "left")
     for node_id, s in status.nodes.items():
-        nodes.add_row(node_id, s.get("server", ""), f"{s['lines']:,}", f"{s['unparsed']:,}",
+        nodes.add_row(node_id, f"{s['lines']:,}", f"{s['unparsed']:,}",
                       f"{s['raw_bytes'] / 1e6:.1f}", f"{s['disk_bytes'] / 1e6:.1f}",
-                      format_epoch(s["first"]) if s["first"] is not None else "-",
-                      format_epoch(s["last"]) if s["last"] is not None else "-")
+                      _short_time(s["first"]), _short_time(s["last"]))
     for node_id, reason in status.failed.items():
-        nodes.add_row(node_id, "", "", "", "", "", f"did not answer: {reason}", "")
+        nodes.add_row(node_id, "", "", "", "", f"did not answer: {reason}", "")
     if not status.nodes and not status.failed:
         nodes.add_row("(none: start one with 'logmr worker --data-dir DIR')", "", "", "", "",
-                      "", "", "")
+                      "", "")
     console.print(nodes)
+
+
+def _short_time(epoch: int | None) -> str:
+    return "-" if epoch is None else format_epoch(epoch)[:16].replace("T", " ")

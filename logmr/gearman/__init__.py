@@ -4,12 +4,12 @@
 runs them, ``admin`` reads the server's text status.
 """
 
+from logmr.errors import GearmanTimeout
 from logmr.gearman.admin import FunctionStatus, WorkerInfo
 from logmr.gearman.client import Client, ForegroundJob, Priority
 from logmr.gearman.connection import (
     DEFAULT_PORT,
     Connection,
-    GearmanTimeout,
     Server,
     parse_server,
     parse_servers,

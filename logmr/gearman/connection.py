@@ -11,17 +11,13 @@ from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
 
-from logmr.errors import ConfigError, GearmanError, ProtocolError, ServerUnavailable
+from logmr.errors import ConfigError, GearmanError, GearmanTimeout, ProtocolError, ServerUnavailable
 from logmr.gearman.protocol import REQ, Decoder, Packet, T, encode
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 4730
 RECV_SIZE = 256 * 1024
-
-
-class GearmanTimeout(GearmanError):
-    """A job server did not answer within the time allowed."""
 
 
 @dataclass(frozen=True, order=True)

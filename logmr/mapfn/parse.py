@@ -155,13 +155,17 @@ def parse_batch(blob: bytes, fmt: str, clock: ClfClock | None = None,
     rows = compiled.fast.findall(text)
     if not rows:
         return Parsed(ts=[], columns={}, parsed=[])
-    fallback = [row[-1] for row in rows]
-    # An empty fallback group means the line matched the format.
-    parsed = [not f for f in fallback]
-    if not all(parsed):
+    transposed = list(zip(*rows, strict=True))
+    fallback = transposed[-1]
+    # An empty fallback group means the line matched the format (or the line is empty).
+    if fallback.count(b"") == len(fallback) and all(transposed[0]):
+        parsed = [True] * len(rows)
+    else:
+        parsed = [not f and bool(h) for f, h in zip(fallback, transposed[0], strict=True)]
         _retry_unparsed(compiled, rows, parsed)
+        transposed = list(zip(*rows, strict=True))
     columns: dict[str, list[bytes] | list[int]] = {}
-    for name, values in zip(compiled.names, zip(*rows), strict=False):
+    for name, values in zip(compiled.names, transposed, strict=False):
         if name not in columns and not name.startswith("_g"):
             columns[name] = list(values)
     stamps = _stamps(columns.get("time"), rows, parsed, clock)  # type: ignore[arg-type]
@@ -188,10 +192,13 @@ def _stamps(times: list[bytes] | None, rows: list[tuple[bytes, ...]], parsed: li
     if times is None:
         stamps: list[int | None] = [None] * len(rows)
     else:
-        memo = clock.memo.get
-        stamps = [memo(t) or clock(t) for t in times]
+        stamps = list(map(clock.memo.get, times))
+        if None in stamps:
+            for i, stamp in enumerate(stamps):
+                if stamp is None:
+                    stamps[i] = clock(times[i])
     for i, ok in enumerate(parsed):
-        if not ok and stamps[i] is None:
+        if not ok and stamps[i] is None and rows[i][-1]:
             m = CLF_SEARCH.search(rows[i][-1])
             stamps[i] = clock(m.group(1)) if m else None
     return stamps
@@ -199,6 +206,8 @@ def _stamps(times: list[bytes] | None, rows: list[tuple[bytes, ...]], parsed: li
 
 def _fill_gaps(stamps: list[int | None], now: Callable[[], float]) -> list[int]:
     """Give lines without a time the time of the line before (or after, or now)."""
+    if None not in stamps:
+        return stamps  # type: ignore[return-value]
     known = next((s for s in stamps if s is not None), None)
     last = int(now()) if known is None else known
     out = []

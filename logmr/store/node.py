@@ -156,7 +156,9 @@ class NodeStore:
             batch.lines + b"\n")
         parsed = parse_batch(blob, batch.fmt, self._clock)
         n = len(parsed.ts)
-        hours = sorted({hour_of(t) for t in parsed.ts})
+        first, last = (hour_of(min(parsed.ts)), hour_of(max(parsed.ts))) if n else (0, 0)
+        hours = [first] if first == last else sorted({hour_of(t) for t in parsed.ts})
+        hours = hours if n else []
         lines_by_hour = self._split(blob, parsed.ts, hours)
         wrote = 0
         touched: list[SegmentWriter] = []

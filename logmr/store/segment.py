@@ -65,8 +65,9 @@ class RecordMeta:
 
     def pack(self) -> bytes:
         """The meta as stored in the record header."""
-        return msgpack.packb([self.batch_id, self.part, self.parts, self.lines, self.t0,
+        packed: bytes = msgpack.packb([self.batch_id, self.part, self.parts, self.lines, self.t0,
                               self.t1, self.host, self.unparsed, self.raw_bytes, self.lines_z])
+        return packed
 
     @classmethod
     def unpack(cls, data: bytes) -> RecordMeta:
@@ -118,7 +119,7 @@ def scan(path: str, repair: bool) -> list[tuple[Location, RecordMeta]]:
         size = os.fstat(f.fileno()).st_size
         pos = 0
         while pos < size:
-            rec = _read_record_at(f, pos, size)
+            rec = _read_record_at(path, f, pos, size)
             if rec is None:
                 if repair:
                     log.warning("segment %s: cutting a torn or corrupt tail at byte %d of %d",
@@ -133,7 +134,7 @@ def scan(path: str, repair: bool) -> list[tuple[Location, RecordMeta]]:
     return out
 
 
-def _read_record_at(f: Any, pos: int, size: int) -> tuple[Location, RecordMeta] | None:
+def _read_record_at(path: str, f: Any, pos: int, size: int) -> tuple[Location, RecordMeta] | None:
     f.seek(pos)
     head = f.read(HEADER.size)
     if len(head) < HEADER.size:

@@ -14,7 +14,7 @@ from logmr.gearman.connection import Server
 from logmr.gearman.worker import Worker
 
 if TYPE_CHECKING:
-    from conftest import GearmandProcess
+    from tests.conftest import GearmandProcess
 
 
 def test_version_and_pid(gearmand: GearmandProcess) -> None:

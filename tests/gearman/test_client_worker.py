@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,14 +12,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from logmr.errors import GearmanError, JobFailed, ServerUnavailable
+from logmr.errors import GearmanError, GearmanTimeout, JobFailed, ServerUnavailable
 from logmr.gearman import admin
 from logmr.gearman.client import Client, server_order
-from logmr.gearman.connection import Connection, GearmanTimeout, Server
+from logmr.gearman.connection import Connection, Server
 from logmr.gearman.worker import Job, RetryJob, Worker
 
 if TYPE_CHECKING:
-    from conftest import GearmandProcess
+    from tests.conftest import GearmandProcess
 
     Factory = Callable[..., GearmandProcess]
     WaitFor = Callable[..., object]
@@ -263,6 +264,45 @@ def test_stop_from_another_thread_wakes_a_sleeping_worker(
         wait_for(lambda: done, timeout=2.0, what="work() to return")
         assert time.monotonic() - started < 1.0
     assert done == [0]
+
+
+def test_stop_from_a_signal_handler(gearmand: GearmandProcess, wait_for: WaitFor) -> None:
+    worker = Worker([gearmand.server])
+    worker.register("t.signal", Recorder())
+    sent_at: list[float] = []
+    give_up = threading.Event()
+
+    def send_sigterm() -> None:
+        wait_for(lambda: registered(gearmand.server, "t.signal"), what="registration")
+        sent_at.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGTERM)
+        if not give_up.wait(10):  # a safety net so a broken stop() fails instead of hanging
+            worker.stop()
+
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: worker.stop())
+    killer = threading.Thread(target=send_sigterm, daemon=True)
+    try:
+        killer.start()
+        assert worker.work() == 0
+        assert time.monotonic() - sent_at[0] < 1.0
+    finally:
+        give_up.set()
+        killer.join(10)
+        signal.signal(signal.SIGTERM, previous)
+        worker.close()
+
+
+def test_register_while_working(gearmand: GearmandProcess, wait_for: WaitFor) -> None:
+    got = threading.Event()
+    worker = Worker([gearmand.server])
+    worker.register("t.first", Recorder())
+    with working(worker):
+        wait_for(lambda: registered(gearmand.server, "t.first"), what="registration")
+        Client([gearmand.server]).submit_background("t.second", b"", "late")
+        worker.register("t.second", lambda job: got.set())
+        assert got.wait(10)
+        worker.unregister("t.first")
+        wait_for(lambda: registered(gearmand.server, "t.first", 0), what="unregistration")
 
 
 def test_stop_finishes_the_job_at_hand(gearmand: GearmandProcess) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import GearmandProcess, wait_for
 from logmr import wire
 from logmr.gearman import admin
+from tests.conftest import GearmandProcess, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
