@@ -22,6 +22,7 @@ class GrepRequest:
     until: int | None = None
     limit: int | None = None
     count_only: bool = False
+    timeout: float | None = 60.0  # seconds a node may stay silent
 
     def args(self) -> dict[str, Any]:
         """The map job's arguments."""
@@ -66,7 +67,7 @@ def grep(servers: list[Server], request: GrepRequest, client: Client | None = No
     cluster = discover(servers)
     require_nodes(cluster, servers)
     client = client or Client(servers)
-    fan = fan_out(client, cluster, wire.MapRequest("grep", request.args()))
+    fan = fan_out(client, cluster, wire.MapRequest("grep", request.args()), request.timeout)
     outcome = GrepOutcome(fan, [n.node_id for n in cluster.nodes], cluster.servers_down)
 
     def lines() -> Iterator[Line]:

@@ -27,11 +27,13 @@ from logmr.timeutil import format_epoch
               help="Print only the number of matching lines.")
 @click.option("--limit", type=click.IntRange(0), default=None, metavar="N",
               help="Stop after the first N lines (in time order).")
+@click.option("--timeout", type=click.FloatRange(0.1), default=60.0, show_default=True,
+              help="Seconds a node may stay silent before it is counted as missing.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: time, node, host, line.")
 def command(pattern: str, servers: list[Server], since: int | None, until: int | None,
             ignore_case: bool, fixed: bool, invert: bool, count_only: bool, limit: int | None,
-            as_json: bool) -> int:
+            timeout: float, as_json: bool) -> int:
     """Print the stored lines matching PATTERN (a Python regular expression), from
     every storage node, merged into time order, exactly as they were logged.
 
@@ -45,7 +47,8 @@ def command(pattern: str, servers: list[Server], since: int | None, until: int |
     """
     query = GrepQuery(pattern.encode("utf-8", "surrogateescape"), fixed=fixed,
                       ignore_case=ignore_case, invert=invert)
-    request = GrepRequest(query, since=since, until=until, limit=limit, count_only=count_only)
+    request = GrepRequest(query, since=since, until=until, limit=limit, count_only=count_only,
+                          timeout=timeout)
     outcome, lines = grep(servers, request)
     out = sys.stdout.buffer
     if as_json:

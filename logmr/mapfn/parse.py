@@ -143,6 +143,10 @@ def _to_int(values: list[bytes]) -> list[int]:
     try:
         return list(map(int, values))
     except ValueError:
+        pass
+    try:
+        return list(map(int, [b"0" if v == b"-" else v for v in values]))
+    except ValueError:
         return [int(v) if v.isdigit() else 0 for v in values]
 
 
@@ -192,11 +196,12 @@ def _stamps(times: list[bytes] | None, rows: list[tuple[bytes, ...]], parsed: li
     if times is None:
         stamps: list[int | None] = [None] * len(rows)
     else:
-        stamps = list(map(clock.memo.get, times))
+        memo = clock.memo
+        stamps = list(map(memo.get, times))
         if None in stamps:
-            for i, stamp in enumerate(stamps):
-                if stamp is None:
-                    stamps[i] = clock(times[i])
+            for stamp in set(times).difference(memo):
+                clock(stamp)
+            stamps = list(map(memo.get, times))
     for i, ok in enumerate(parsed):
         if not ok and stamps[i] is None and rows[i][-1]:
             m = CLF_SEARCH.search(rows[i][-1])

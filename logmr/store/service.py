@@ -39,7 +39,10 @@ def map_grep(store: NodeStore, job: Job, args: dict[str, Any]) -> dict[str, Any]
     limit = args.get("limit")
     count_only = bool(args.get("count_only"))
     total = 0
-    for _hour, records in store.records(since, until):
+    hours = list(store.records(since, until))
+    for done, (_hour, records) in enumerate(hours):
+        # progress, and a sign of life for the client's idle timeout
+        job.send_status(done, len(hours))
         metas = [_Adapter(r) for r in records]
         if count_only:
             total += count_hour(metas, rx, query.invert, since, until)

@@ -127,3 +127,22 @@ def test_errors_are_one_line_with_exit_2(cluster_factory: object, gearmand: obje
 def test_help_and_version(args: list[str]) -> None:
     out = logmr(*args)
     assert out.returncode == 0 and out.stdout.strip()
+
+
+def test_silent_node_is_named_and_results_are_partial(cluster: LocalCluster) -> None:
+    import os
+    import signal
+
+    assert cluster.run("ship", str(SEMICOMPLETE)).returncode == 0
+    cluster.wait_stored(10_000)
+    per_node = {k: int(v["lines"]) for k, v in cluster.node_stats().items()}  # type: ignore[call-overload]
+    frozen = cluster.workers["node2"]
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        out = cluster.run("grep", "-c", "--timeout", "1", "")
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    assert out.returncode == 0
+    assert int(out.stdout) == per_node["node1"]
+    assert b"node2 did not answer" in out.stderr and b"partial" in out.stderr
+    assert b"Traceback" not in out.stderr
