@@ -53,8 +53,8 @@ class GrepOutcome:
 
     @property
     def failed(self) -> dict[str, str]:
-        """Nodes (and job servers) whose answer is missing, with the reason."""
-        return {**self.fanout.failed, **self.servers_down}
+        """Nodes whose answer is missing, with the reason."""
+        return self.fanout.failed
 
 
 def grep(servers: list[Server], request: GrepRequest, client: Client | None = None

@@ -63,8 +63,11 @@ def command(pattern: str, servers: list[Server], since: int | None, until: int |
     if count_only:
         out.write(b"%d\n" % outcome.count)
     out.flush()
+    for server, reason in outcome.servers_down.items():
+        sys.stderr.write(f"logmr: warning: job server {server} is down ({reason}); nodes "
+                         "registered only there are not included\n")
     for name, reason in outcome.failed.items():
-        sys.stderr.write(f"logmr: {name} did not answer: {reason}\n")
+        sys.stderr.write(f"logmr: node {name} did not answer: {reason}\n")
     if outcome.failed:
         sys.stderr.write("logmr: results are partial\n")
         return 2 if outcome.count == 0 else 0

@@ -144,5 +144,5 @@ def test_silent_node_is_named_and_results_are_partial(cluster: LocalCluster) -> 
         os.kill(frozen.pid, signal.SIGCONT)
     assert out.returncode == 0
     assert int(out.stdout) == per_node["node1"]
-    assert b"node2 did not answer" in out.stderr and b"partial" in out.stderr
+    assert b"node node2 did not answer" in out.stderr and b"partial" in out.stderr
     assert b"Traceback" not in out.stderr
