@@ -6,6 +6,7 @@ traceback only with ``--debug``.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -16,8 +17,25 @@ import click
 from logmr import __version__
 from logmr.errors import LogmrError
 
+COMMANDS = {"ship": "logmr.cli.ship", "worker": "logmr.cli.worker",
+            "grep": "logmr.cli.grep", "status": "logmr.cli.status"}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs (fast start-up)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command: click.Command = importlib.import_module(module).command
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="logmr")
 @click.option("--debug", is_flag=True, envvar="LOGMR_DEBUG",
               help="Show tracebacks and debug logging.")
@@ -34,16 +52,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-
-
-def _register() -> None:
-    from logmr.cli import grep, ship, status, worker
-
-    for module in (ship, worker, grep, status):
-        cli.add_command(module.command)
-
-
-_register()
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -208,7 +208,7 @@ class Client:
         return sorted(server_order(self.servers, unique), key=lambda s: s in self._failed_at)
 
     def _failed(self, server: Server, exc: GearmanError, errors: dict[Server, str]) -> None:
-        log.warning("job server %s failed: %s", server, exc)
+        log.info("job server %s failed: %s", server, exc)
         errors[server] = str(exc)
         self._failed_at[server] = time.monotonic()
 
