@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,19 @@ class GrepOutcome:
         return self.fanout.failed
 
 
+def count_once(results: Iterable[dict[str, Any]]) -> int:
+    """Total of the nodes' per-record counts, a record held by two nodes counted once.
+
+    >>> count_once([{"records": [["b1", 0, 5], ["b2", 0, 1]]}, {"records": [["b1", 0, 5]]}])
+    6
+    """
+    counts: dict[tuple[str, int], int] = {}
+    for result in results:
+        for batch_id, part, n in result.get("records", []):
+            counts[(batch_id, part)] = n
+    return sum(counts.values())
+
+
 def grep(servers: list[Server], request: GrepRequest, client: Client | None = None
          ) -> tuple[GrepOutcome, Iterator[Line]]:
     """Start a grep on every live node; returns the outcome and the merged lines.
@@ -74,7 +87,7 @@ def grep(servers: list[Server], request: GrepRequest, client: Client | None = No
         try:
             if request.count_only:
                 fan.finish()
-                outcome.count = sum(int(r.get("count", 0)) for r in fan.results.values())
+                outcome.count = count_once(fan.results.values())
                 return
             for row in merged_rows(fan):
                 if request.limit is not None and outcome.count >= request.limit:

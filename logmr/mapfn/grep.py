@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from logmr.errors import ConfigError
 
@@ -148,14 +148,21 @@ def grep_hour(records: Iterable[GrepRecord], rx: re.Pattern[bytes], invert: bool
     return rows
 
 
-def count_hour(records: Iterable[GrepRecord], rx: re.Pattern[bytes], invert: bool,
-               since: int | None, until: int | None) -> int:
-    """How many lines of one hour's records match, reading times only where needed."""
-    total = 0
+R = TypeVar("R", bound=GrepRecord)
+
+
+def count_records(records: Iterable[R], rx: re.Pattern[bytes], invert: bool,
+                  since: int | None, until: int | None) -> Iterator[tuple[R, int]]:
+    """How many lines of each record match, reading times only where the range needs it."""
     counter = line_counter(rx)
     for rec in records:
         if (since is None or rec.t0 >= since) and (until is None or rec.t1 < until):
-            total += count_matching(rec.lines(), rx, invert, counter)
+            yield rec, count_matching(rec.lines(), rx, invert, counter)
         else:
-            total += len(grep_hour([rec], rx, invert, since, until))
-    return total
+            yield rec, len(grep_hour([rec], rx, invert, since, until))
+
+
+def count_hour(records: Iterable[GrepRecord], rx: re.Pattern[bytes], invert: bool,
+               since: int | None, until: int | None) -> int:
+    """How many lines of one hour's records match."""
+    return sum(n for _, n in count_records(records, rx, invert, since, until))

@@ -17,7 +17,7 @@ from logmr import wire
 from logmr.errors import LogmrError
 from logmr.gearman.connection import Server
 from logmr.gearman.worker import Job, Worker
-from logmr.mapfn.grep import GrepQuery, count_hour, grep_hour
+from logmr.mapfn.grep import GrepQuery, count_records, grep_hour
 from logmr.store.node import NodeStore
 
 log = logging.getLogger(__name__)
@@ -39,13 +39,16 @@ def map_grep(store: NodeStore, job: Job, args: dict[str, Any]) -> dict[str, Any]
     limit = args.get("limit")
     count_only = bool(args.get("count_only"))
     total = 0
+    per_record: list[tuple[str, int, int]] = []
     hours = list(store.records(since, until))
     for done, (_hour, records) in enumerate(hours):
         # progress, and a sign of life for the client's idle timeout
         job.send_status(done, len(hours))
         metas = [_Adapter(r) for r in records]
         if count_only:
-            total += count_hour(metas, rx, query.invert, since, until)
+            # per record, so that the client counts a batch stored on two nodes once
+            per_record.extend((rec.batch_id, rec.meta_part, n) for rec, n in
+                              count_records(metas, rx, query.invert, since, until) if n)
             continue
         rows = grep_hour(metas, rx, query.invert, since, until)
         if limit is not None:
@@ -55,6 +58,8 @@ def map_grep(store: NodeStore, job: Job, args: dict[str, Any]) -> dict[str, Any]
         total += len(rows)
         if limit is not None and total >= limit:
             break
+    if count_only:
+        return {"count": sum(n for _, _, n in per_record), "records": per_record}
     return {"count": total}
 
 
@@ -72,12 +77,13 @@ MAP_JOBS: dict[str, Callable[[NodeStore, Job, dict[str, Any]], dict[str, Any]]] 
 class _Adapter:
     """A Record seen through the fields grep needs."""
 
-    __slots__ = ("_r", "batch_id", "host", "t0", "t1")
+    __slots__ = ("_r", "batch_id", "host", "meta_part", "t0", "t1")
 
     def __init__(self, record: Any) -> None:
         self._r = record
         self.batch_id: str = record.meta.batch_id
         self.host: str = record.meta.host
+        self.meta_part: int = record.meta.part
         self.t0: int = record.meta.t0
         self.t1: int = record.meta.t1
 

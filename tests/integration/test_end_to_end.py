@@ -146,3 +146,35 @@ def test_silent_node_is_named_and_results_are_partial(cluster: LocalCluster) -> 
     assert int(out.stdout) == per_node["node1"]
     assert b"node node2 did not answer" in out.stderr and b"partial" in out.stderr
     assert b"Traceback" not in out.stderr
+
+
+def test_a_batch_stored_on_two_nodes_counts_once(cluster: LocalCluster) -> None:
+    """A requeued batch can reach a second node after the first stored it (killed before
+    its acknowledgement): grep and grep -c must still show its lines once."""
+    from logmr import wire
+    from logmr.gearman.client import Client
+
+    lines = b"".join(HACKERS.read_bytes().splitlines(keepends=True)[:50])
+    payload = wire.pack_batch(wire.Batch("dup-batch-1", "web1", "combined", lines))
+    client = Client([cluster.gearmand.server])
+    try:
+        for node in ("node1", "node2"):
+            other = "node2" if node == "node1" else "node1"
+            cluster.stop_worker(other)
+            client.submit_background(wire.STORE_FUNCTION, payload, f"dup-via-{node}")
+            cluster.wait_stored(50)
+            cluster.start_worker(other)
+    finally:
+        client.close()
+    stats = cluster.node_stats()
+    assert [int(s["lines"]) for s in stats.values()] == [50, 50]  # type: ignore[call-overload]
+    assert grep_lines(cluster, "") == expected_from(lines)
+    assert cluster.run("grep", "-c", "").stdout == b"50\n"
+    assert cluster.run("grep", "-c", "-F", "GET").stdout == b"%d\n" % sum(
+        b"GET" in line for line in lines.splitlines())
+
+
+def expected_from(data: bytes) -> list[bytes]:
+    lines = data.split(b"\n")[:-1]
+    ts = parse_batch(data, "combined").ts
+    return [lines[i] for i in sorted(range(len(lines)), key=lambda i: ts[i])]
