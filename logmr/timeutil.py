@@ -53,11 +53,11 @@ class ClfClock:
             day = parse_clf(stamp[:11] + b":00:00:00" + stamp[20:])
             self._days[day_key] = day
         clock = stamp[12:20]
-        if day is None or clock[2:3] != b":" or clock[5:6] != b":" or not (
+        if day is None or stamp[11:12] != b":" or clock[2:3] != b":" or clock[5:6] != b":" or not (
                 clock[:2] + clock[3:5] + clock[6:]).isdigit():
             return parse_clf(stamp)
         hh, mm, ss = int(clock[:2]), int(clock[3:5]), int(clock[6:])
-        if hh > 23 or mm > 59 or ss > 60:
+        if hh > 23 or mm > 59 or ss > 59:
             return None
         return day + hh * 3600 + mm * 60 + ss
 

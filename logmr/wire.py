@@ -25,7 +25,7 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$")
 
 def check_id(value: str, what: str) -> str:
     """Refuse ids that could escape a directory or break a Gearman function name."""
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise WireError(f"invalid {what} {value!r}: use 1-63 letters, digits, '.', '_', ':' "
                         "or '-', starting with a letter or digit")
     return value
@@ -66,7 +66,7 @@ def _load(payload: bytes, what: str) -> dict[str, Any]:
         raise WireError(f"malformed {what}: {exc}") from None
     if not isinstance(data, dict):
         raise WireError(f"malformed {what}: not a map")
-    if data.get("v") != SCHEMA:
+    if type(data.get("v")) is not int or data.get("v") != SCHEMA:
         raise WireError(f"{what} has schema version {data.get('v')!r}; this logmr speaks "
                         f"{SCHEMA}: upgrade the older side")
     return data

@@ -27,12 +27,13 @@ NICKNAMES = {
 
 _NUM = rb"(\d+|-)"
 _WORD = rb"(\S+)"
-_QUOTED_FAST = rb'([^"]*)'
-_QUOTED_CAREFUL = rb'((?:[^"\\]|\\.)*)'
+# No pattern may match a newline: a cut-off line must not swallow the next one.
+_QUOTED_FAST = rb'([^"\n]*)'
+_QUOTED_CAREFUL = rb'((?:[^"\\\n]|\\.)*)'
 # Directive letter -> (column name, sub-pattern). None pattern = the request line.
 _SIMPLE: dict[str, tuple[str, bytes | None]] = {
     "h": ("host", _WORD), "a": ("client_ip", _WORD), "l": ("logname", _WORD),
-    "u": ("user", _WORD), "t": ("time", rb"\[([^\]]+)\]"), "r": ("request", None),
+    "u": ("user", _WORD), "t": ("time", rb"\[([^\]\n]+)\]"), "r": ("request", None),
     "s": ("status", rb"(\d{3}|-)"), "b": ("bytes", _NUM), "O": ("bytes", _NUM),
     "B": ("bytes", _NUM), "I": ("bytes_in", _NUM), "S": ("bytes_total", _NUM),
     "D": ("duration_us", _NUM), "T": ("duration_s", _NUM), "p": ("port", _NUM),
@@ -42,7 +43,8 @@ _SIMPLE: dict[str, tuple[str, bytes | None]] = {
 }
 _HEADER_NAMES = {"referer": "referer", "user-agent": "user_agent"}
 _DIRECTIVE = re.compile(r"%([<>]?)(?:!?\d+(?:,\d+)*)?(?:\{([^}]*)\})?([<>]?)([a-zA-Z%])")
-INT_COLUMNS = ("status", "bytes", "bytes_in", "bytes_total", "duration_us", "duration_s")
+INT_COLUMNS = ("status", "bytes", "bytes_in", "bytes_total", "duration_us", "duration_s",
+               "port")
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,11 @@ def compile_format(fmt: str) -> Compiled:
     else:
         source, names = _from_apache_log_parser(text)
         careful = None
+    if not names:
+        raise ConfigError(f"log format {fmt!r} has no fields logmr can read")
     try:
-        fast = re.compile(rb"^(?:" + source + rb"|(.*))$", re.M)
+        # \r?: a CRLF line still parses (and keeps its \r in the stored bytes)
+        fast = re.compile(rb"^(?:" + source + rb"\r?|(.*))$", re.M)
     except re.error as exc:
         raise ConfigError(f"log format {fmt!r} does not compile: {exc}") from None
     return Compiled(text, tuple(names), fast, careful)
@@ -155,6 +160,8 @@ def parse_batch(blob: bytes, fmt: str, clock: ClfClock | None = None,
     """Parse a batch: ``blob`` is lines each ending in a newline (the last may lack it)."""
     compiled = compile_format(fmt)
     clock = clock or ClfClock()
+    if not blob:
+        return Parsed(ts=[], columns={}, parsed=[])
     text = blob[:-1] if blob.endswith(b"\n") else blob
     rows = compiled.fast.findall(text)
     if not rows:

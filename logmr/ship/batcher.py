@@ -58,16 +58,25 @@ class Batcher:
             nl = find(b"\n", pos)
             if nl < 0:
                 break
+            if self._lines and nl + 1 > max_bytes:
+                # this line would overflow the batch: close the batch before it
+                self._cut(out, pos)
+                pos = 0
+                continue
             pos = nl + 1
             self._lines += 1
             if self._lines >= max_lines or pos >= max_bytes:
-                out.append(bytes(buf[:pos]))
-                del buf[:pos]
+                self._cut(out, pos)
                 pos = 0
-                self._lines = 0
-                self._since = self._clock() if buf else None
         self._complete = pos
         return out
+
+    def _cut(self, out: list[bytes], end: int) -> None:
+        buf = self._buf
+        out.append(bytes(buf[:end]))
+        del buf[:end]
+        self._lines = 0
+        self._since = self._clock() if buf else None
 
     def time_left(self) -> float | None:
         """Seconds until the pending lines are due; None when nothing is pending."""

@@ -113,7 +113,8 @@ class Shipper:
                 self.submit(lines)
             if batcher.due():
                 self.submit(batcher.flush())
-        self.submit(batcher.flush(final=True))
+        self.submit(batcher.flush())
+        self.submit(batcher.flush(final=True))  # a last line with no newline
 
     def ship_paths(self, paths: Iterable[str]) -> None:
         """Ship files one after another ('-' is stdin)."""

@@ -74,7 +74,11 @@ class NodeStore:
         except OSError as exc:
             raise StoreError(f"cannot create data dir {data_dir}: {exc.strerror}") from None
         self._lock_file = self._take_lock()
-        self.node_id = self._node_id(node_id)
+        try:
+            self.node_id = self._node_id(node_id)
+        except BaseException:
+            self._lock_file.close()
+            raise
         self._lock = threading.Lock()
         self._index: dict[int, list[tuple[Location, RecordMeta]]] = {}
         self._hours: list[int] = []
@@ -144,11 +148,6 @@ class NodeStore:
         self._done.add((meta.batch_id, meta.part))
 
     # -- ingest ---------------------------------------------------------------------------
-
-    def has_batch(self, batch_id: str) -> bool:
-        """True when every part of the batch is stored (the first part says how many)."""
-        with self._lock:
-            return (batch_id, 0) in self._done
 
     def store(self, batch: Batch) -> StoreResult:
         """Store a batch durably (fsync) unless already stored; safe to call again."""
