@@ -51,15 +51,15 @@ class Record:
 
     def lines(self) -> bytes:
         """The record's lines, each ending in a newline."""
-        return self.node.read(self)[0]
+        return self.node.cached(self, segment.LINES)  # type: ignore[return-value]
 
     def ts(self) -> list[int]:
         """The time of each line, epoch seconds."""
-        return self.node.read(self)[1]
+        return self.node.cached(self, segment.TIMES)  # type: ignore[return-value]
 
     def columns(self) -> dict[str, Any]:
         """All parsed columns (not cached)."""
-        return segment.decode_columns(segment.read_body(self.loc), self.meta)
+        return segment.decode_columns(self.loc, self.meta)
 
 
 class NodeStore:
@@ -84,7 +84,8 @@ class NodeStore:
         self._hours: list[int] = []
         self._done: set[tuple[str, int]] = set()
         self._writers: OrderedDict[int, SegmentWriter] = OrderedDict()
-        self._cache: OrderedDict[tuple[str, int], tuple[bytes, list[int]]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, int, int], bytes | list[int]] = OrderedDict()
+        self._cache_size: dict[tuple[str, int, int], int] = {}
         self._cache_used = 0
         self._cache_max = cache_bytes
         self._clock = ClfClock()
@@ -244,26 +245,28 @@ class NodeStore:
             if chosen:
                 yield hour, chosen
 
-    def read(self, record: Record) -> tuple[bytes, list[int]]:
-        """Lines and times of a record, from the cache or the disk."""
-        key = (record.loc.path, record.loc.offset)
+    def cached(self, record: Record, part: int) -> bytes | list[int]:
+        """A record's lines (bytes) or times (list), from the cache or the disk."""
+        key = (record.loc.path, record.loc.offset, part)
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        body = segment.read_body(record.loc)
-        lines = segment.decode_lines(body, record.meta)
-        ts = segment.decode_columns(body, record.meta)["ts"]
-        value = (lines, ts)
-        size = len(lines) + 8 * len(ts)
+        if part == segment.LINES:
+            value: bytes | list[int] = segment.decode_lines(record.loc, record.meta)
+            size = len(value)
+        else:
+            value = segment.decode_ts(record.loc, record.meta)
+            size = 8 * len(value) + 64
         with self._lock:
             if size <= self._cache_max and key not in self._cache:
                 self._cache[key] = value
+                self._cache_size[key] = size
                 self._cache_used += size
                 while self._cache_used > self._cache_max:
-                    _, (old_lines, old_ts) = self._cache.popitem(last=False)
-                    self._cache_used -= len(old_lines) + 8 * len(old_ts)
+                    old, _ = self._cache.popitem(last=False)
+                    self._cache_used -= self._cache_size.pop(old)
         return value
 
     def stats(self) -> dict[str, Any]:

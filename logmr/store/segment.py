@@ -3,7 +3,11 @@
 A record is one batch's lines that fall in the segment's hour::
 
     magic "LMR1" | meta length u32 | body length u32 | crc32(meta + body) u32
-    meta (msgpack) | body = zstd(lines) + zstd(columns, msgpack)
+    meta (msgpack) | body = zstd(lines) + zstd(times, int64 array) + zstd(columns, msgpack)
+
+The meta holds the length and crc32 of each of the three parts, so a query reads (and
+checks) only the part it needs: grep reads lines, and times only where a range cuts a
+record; reports read columns.
 
 Records are written with one write() and made durable with fsync before the batch is
 acknowledged. A crash can leave a torn record at the tail; opening the segment detects it
@@ -17,6 +21,7 @@ import os
 import struct
 import threading
 import zlib
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,18 +66,26 @@ class RecordMeta:
     host: str  # source host that shipped it
     unparsed: int
     raw_bytes: int
-    lines_z: int  # length of the compressed lines within the body
+    sizes: tuple[int, int, int]  # compressed length of lines, times, columns in the body
+    crcs: tuple[int, int, int]  # crc32 of each of those parts
 
     def pack(self) -> bytes:
         """The meta as stored in the record header."""
         packed: bytes = msgpack.packb([self.batch_id, self.part, self.parts, self.lines, self.t0,
-                              self.t1, self.host, self.unparsed, self.raw_bytes, self.lines_z])
+                                       self.t1, self.host, self.unparsed, self.raw_bytes,
+                                       list(self.sizes), list(self.crcs)])
         return packed
 
     @classmethod
     def unpack(cls, data: bytes) -> RecordMeta:
         """Read a meta written by :meth:`pack`."""
-        return cls(*msgpack.unpackb(data)[:10])
+        fields = msgpack.unpackb(data)
+        sizes, crcs = fields[9], fields[10]
+        if len(sizes) != 3 or len(crcs) != 3:
+            raise ValueError("record meta needs three part sizes and crcs")
+        (batch_id, part, parts, lines, t0, t1, host, unparsed, raw_bytes) = fields[:9]
+        return cls(batch_id, part, parts, lines, t0, t1, host, unparsed, raw_bytes,
+                   (sizes[0], sizes[1], sizes[2]), (crcs[0], crcs[1], crcs[2]))
 
 
 @dataclass(frozen=True)
@@ -86,28 +99,59 @@ class Location:
     meta_bytes: bytes
 
 
+LINES, TIMES, COLUMNS = 0, 1, 2
+
+
 def encode_record(meta_fields: dict[str, Any], lines: bytes, columns: dict[str, Any],
                   ts: list[int]) -> tuple[bytes, RecordMeta]:
     """Build one record; returns the bytes to append and its meta."""
     c = _compressor()
-    lines_z = c.compress(lines)
-    cols_z = c.compress(msgpack.packb({"ts": ts, **columns}))
-    meta = RecordMeta(lines_z=len(lines_z), raw_bytes=len(lines), **meta_fields)
+    parts = (c.compress(lines), c.compress(array("q", ts).tobytes()),
+             c.compress(msgpack.packb(columns)))
+    meta = RecordMeta(raw_bytes=len(lines), sizes=(len(parts[0]), len(parts[1]), len(parts[2])),
+                      crcs=(zlib.crc32(parts[0]), zlib.crc32(parts[1]), zlib.crc32(parts[2])),
+                      **meta_fields)
     meta_bytes = meta.pack()
-    body = lines_z + cols_z
+    body = b"".join(parts)
     crc = zlib.crc32(body, zlib.crc32(meta_bytes))
     return HEADER.pack(MAGIC, len(meta_bytes), len(body), crc) + meta_bytes + body, meta
 
 
-def decode_lines(body: bytes, meta: RecordMeta) -> bytes:
+def read_part(loc: Location, meta: RecordMeta, part: int) -> bytes:
+    """One part of a record's body, decompressed, after checking its crc."""
+    start = loc.offset + sum(meta.sizes[:part])
+    try:
+        fd = os.open(loc.path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, meta.sizes[part], start)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StoreError(f"cannot read segment {loc.path}: {exc.strerror}") from None
+    if len(data) != meta.sizes[part] or zlib.crc32(data) != meta.crcs[part]:
+        raise StoreError(f"segment {loc.path} is corrupt at byte {start}")
+    try:
+        return bytes(_decompressor().decompress(data))
+    except zstandard.ZstdError as exc:
+        raise StoreError(f"segment {loc.path} is corrupt at byte {start}: {exc}") from None
+
+
+def decode_lines(loc: Location, meta: RecordMeta) -> bytes:
     """The record's lines, as stored (each ends in a newline)."""
-    return bytes(_decompressor().decompress(body[:meta.lines_z]))
+    return read_part(loc, meta, LINES)
 
 
-def decode_columns(body: bytes, meta: RecordMeta) -> dict[str, Any]:
-    """The record's columns: ``ts`` and the parsed fields, one entry per line."""
-    result: dict[str, Any] = msgpack.unpackb(
-        _decompressor().decompress(body[meta.lines_z:]), raw=True, strict_map_key=False)
+def decode_ts(loc: Location, meta: RecordMeta) -> list[int]:
+    """The time of each line, epoch seconds."""
+    times = array("q")
+    times.frombytes(read_part(loc, meta, TIMES))
+    return times.tolist()
+
+
+def decode_columns(loc: Location, meta: RecordMeta) -> dict[str, Any]:
+    """The record's parsed fields, one entry per line each."""
+    result: dict[Any, Any] = msgpack.unpackb(read_part(loc, meta, COLUMNS), raw=True,
+                                             strict_map_key=False)
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in result.items()}
 
 

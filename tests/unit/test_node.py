@@ -10,6 +10,7 @@ import pytest
 
 from logmr.errors import StoreError
 from logmr.mapfn.grep import GrepQuery, grep_hour
+from logmr.store import segment
 from logmr.store.node import NodeStore, Record
 from logmr.wire import Batch, check_id
 
@@ -65,7 +66,7 @@ def test_store_then_read_back_exactly(store: NodeStore) -> None:
     [rec] = hours[0][1]
     assert rec.lines() == ONE_HOUR
     assert rec.ts() == [at(10, 1), at(10, 2), at(10, 2), at(10, 59)]
-    assert store.read(rec) == (ONE_HOUR, rec.ts())
+    assert store.cached(rec, segment.LINES) == ONE_HOUR
     assert (rec.meta.batch_id, rec.meta.host, rec.meta.part, rec.meta.parts) == ("b1", "web1", 0, 1)
     assert (rec.meta.t0, rec.meta.t1, rec.meta.lines, rec.meta.unparsed) == (
         at(10, 1), at(10, 59), 4, 1)
@@ -76,14 +77,16 @@ def test_store_then_read_back_exactly(store: NodeStore) -> None:
 
 
 def test_read_is_cached_and_cache_is_bounded(tmp_path: Path) -> None:
-    s = NodeStore(str(tmp_path), node_id="n1", cache_bytes=len(ONE_HOUR) + 8 * 4)
+    s = NodeStore(str(tmp_path), node_id="n1", cache_bytes=len(ONE_HOUR))
     try:
         s.store(batch("b1", ONE_HOUR))
         s.store(batch("b2", line(11, 0)))
         first, second = all_records(s)
-        assert s.read(first) is s.read(first)  # from the cache
-        s.read(second)  # evicts the first
-        assert s.read(first) == (ONE_HOUR, first.ts())
+        lines = s.cached(first, segment.LINES)
+        assert s.cached(first, segment.LINES) is lines  # from the cache
+        s.cached(second, segment.LINES)  # evicts the first
+        again = s.cached(first, segment.LINES)
+        assert again == ONE_HOUR and again is not lines
     finally:
         s.close()
 

@@ -43,17 +43,16 @@ def check_records(path: Path, records: list[tuple[bytes, RecordMeta, bytes, dict
     assert [m for _, m in found] == [r[1] for r in records]
     for (loc, meta), (_, _, lines, columns) in zip(found, records, strict=True):
         assert loc.path == str(path)
-        body = segment.read_body(loc)
-        assert segment.decode_lines(body, meta) == lines
-        cols = segment.decode_columns(body, meta)
-        assert cols == {"ts": [100 + int(meta.batch_id[1:]), 160], **columns}
+        assert segment.decode_lines(loc, meta) == lines
+        assert segment.decode_ts(loc, meta) == [100 + int(meta.batch_id[1:]), 160]
+        assert segment.decode_columns(loc, meta) == columns
 
 
 def test_encode_record_meta() -> None:
     record, meta, lines, _ = make_record(3)
     assert meta == RecordMeta(batch_id="b3", part=0, parts=1, lines=2, t0=100, t1=160,
                               host="web1", unparsed=1, raw_bytes=len(lines),
-                              lines_z=meta.lines_z)
+                              sizes=meta.sizes, crcs=meta.crcs)
     magic, meta_len, body_len, _crc = HEADER.unpack_from(record)
     assert magic == b"LMR1"
     assert len(record) == HEADER.size + meta_len + body_len
@@ -141,29 +140,33 @@ def test_flipped_byte_in_last_record_is_detected(tmp_path: Path, where: str) -> 
     assert path.stat().st_size == start
 
 
-def test_read_body_detects_corruption(tmp_path: Path) -> None:
+def test_a_flipped_byte_is_detected_in_the_part_read(tmp_path: Path) -> None:
     path = tmp_path / "1.seg"
     write_segment(path, 2)
     found = segment.scan(str(path), repair=False)
-    loc = found[1][0]
+    loc, meta = found[1]
     data = bytearray(path.read_bytes())
-    data[loc.offset + loc.length // 2] ^= 0xFF
+    data[loc.offset + meta.sizes[0] // 2] ^= 0xFF  # inside the lines part
     path.write_bytes(bytes(data))
     with pytest.raises(StoreError, match="corrupt"):
-        segment.read_body(loc)
-    assert segment.read_body(found[0][0])  # the first record is still fine
+        segment.decode_lines(loc, meta)
+    assert segment.decode_ts(loc, meta) == [101, 160]  # the other parts are intact
+    assert segment.decode_lines(*found[0])  # and so is the first record
 
 
-def test_read_body_detects_a_short_file(tmp_path: Path) -> None:
+def test_a_short_file_is_detected(tmp_path: Path) -> None:
     path = tmp_path / "1.seg"
     write_segment(path, 1)
-    loc = segment.scan(str(path), repair=False)[0][0]
+    loc, meta = segment.scan(str(path), repair=False)[0]
     os.truncate(path, loc.offset + loc.length - 1)
     with pytest.raises(StoreError, match="corrupt"):
-        segment.read_body(loc)
+        segment.decode_columns(loc, meta)
 
 
-def test_read_body_missing_file(tmp_path: Path) -> None:
-    loc = Location(str(tmp_path / "gone.seg"), 0, 10, 0, b"")
+def test_a_missing_file_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "1.seg"
+    write_segment(path, 1)
+    loc, meta = segment.scan(str(path), repair=False)[0]
+    path.unlink()
     with pytest.raises(StoreError, match="cannot read segment"):
-        segment.read_body(loc)
+        segment.decode_lines(loc, meta)
