@@ -27,13 +27,16 @@ NICKNAMES = {
 
 _NUM = rb"(\d+|-)"
 _WORD = rb"(\S+)"
-# No pattern may match a newline: a cut-off line must not swallow the next one.
-_QUOTED_FAST = rb'([^"\n]*)'
+# [^"] is much faster in Python's re than [^"\n], but can run across a newline, so that a
+# cut-off line swallows the next one: when a batch yields fewer rows than it has lines, it
+# is parsed again with the newline-safe patterns.
+_QUOTED_FAST = rb'([^"]*)'
+_QUOTED_SAFE = rb'([^"\n]*)'
 _QUOTED_CAREFUL = rb'((?:[^"\\\n]|\\.)*)'
 # Directive letter -> (column name, sub-pattern). None pattern = the request line.
 _SIMPLE: dict[str, tuple[str, bytes | None]] = {
     "h": ("host", _WORD), "a": ("client_ip", _WORD), "l": ("logname", _WORD),
-    "u": ("user", _WORD), "t": ("time", rb"\[([^\]\n]+)\]"), "r": ("request", None),
+    "u": ("user", _WORD), "t": ("time", rb"\[([^\]]+)\]"), "r": ("request", None),
     "s": ("status", rb"(\d{3}|-)"), "b": ("bytes", _NUM), "O": ("bytes", _NUM),
     "B": ("bytes", _NUM), "I": ("bytes_in", _NUM), "S": ("bytes_total", _NUM),
     "D": ("duration_us", _NUM), "T": ("duration_s", _NUM), "p": ("port", _NUM),
@@ -54,6 +57,7 @@ class Compiled:
     fmt: str
     names: tuple[str, ...]  # column name of each capture group, in order
     fast: re.Pattern[bytes]  # whole-batch regex with a fallback group per line
+    safe: re.Pattern[bytes]  # the same, never matching across a newline (slower)
     careful: re.Pattern[bytes] | None  # per-line retry that honours \" escapes
 
 
@@ -93,6 +97,8 @@ def _tuned(fmt: str, quoted: bytes) -> tuple[bytes, list[str]] | None:
             out.append(rb"((\S+) (\S+) (HTTP/[\d.]+)|" + quoted[1:-1] + rb")")
         elif letter in _SIMPLE and arg is None:
             name, pattern = _SIMPLE[letter]
+            if letter == "t" and quoted != _QUOTED_FAST:
+                pattern = rb"\[([^\]\n]+)\]"
             names.append(name)
             out.append(quoted if in_quotes and letter not in "st" else pattern or b"")
         else:
@@ -112,19 +118,20 @@ def compile_format(fmt: str) -> Compiled:
     tuned = _tuned(text, _QUOTED_FAST)
     if tuned is not None:
         source, names = tuned
-        careful_source = _tuned(text, _QUOTED_CAREFUL)
-        careful = re.compile(careful_source[0]) if careful_source else None
+        safe_source = _tuned(text, _QUOTED_SAFE)[0]  # type: ignore[index]
+        careful = re.compile(_tuned(text, _QUOTED_CAREFUL)[0])  # type: ignore[index]
     else:
         source, names = _from_apache_log_parser(text)
-        careful = None
+        safe_source, careful = source, None  # its .*? never crosses a newline
     if not names:
         raise ConfigError(f"log format {fmt!r} has no fields logmr can read")
     try:
         # \r?: a CRLF line still parses (and keeps its \r in the stored bytes)
-        fast = re.compile(rb"^(?:" + source + rb"\r?|(.*))$", re.M)
+        fast, safe = (re.compile(rb"^(?:" + s + rb"\r?|(.*))$", re.M)
+                      for s in (source, safe_source))
     except re.error as exc:
         raise ConfigError(f"log format {fmt!r} does not compile: {exc}") from None
-    return Compiled(text, tuple(names), fast, careful)
+    return Compiled(text, tuple(names), fast, safe, careful)
 
 
 def _from_apache_log_parser(fmt: str) -> tuple[bytes, list[str]]:
@@ -164,6 +171,8 @@ def parse_batch(blob: bytes, fmt: str, clock: ClfClock | None = None,
         return Parsed(ts=[], columns={}, parsed=[])
     text = blob[:-1] if blob.endswith(b"\n") else blob
     rows = compiled.fast.findall(text)
+    if len(rows) != text.count(b"\n") + 1:
+        rows = compiled.safe.findall(text)
     if not rows:
         return Parsed(ts=[], columns={}, parsed=[])
     transposed = list(zip(*rows, strict=True))
