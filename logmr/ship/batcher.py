@@ -51,23 +51,31 @@ class Batcher:
         out: list[bytes] = []
         buf = self._buf
         buf += data
-        find = buf.find
         max_lines, max_bytes = self.limits.max_lines, self.limits.max_bytes
-        pos = self._complete
+        pos = self._complete  # buf[:pos] is the whole lines of the batch so far
         while True:
-            nl = find(b"\n", pos)
-            if nl < 0:
-                break
-            if self._lines and nl + 1 > max_bytes:
-                # this line would overflow the batch: close the batch before it
-                self._cut(out, pos)
-                pos = 0
-                continue
-            pos = nl + 1
-            self._lines += 1
-            if self._lines >= max_lines or pos >= max_bytes:
-                self._cut(out, pos)
-                pos = 0
+            window = min(len(buf), max_bytes)
+            found = buf.count(b"\n", pos, window)
+            need = max_lines - self._lines
+            if found >= need:  # full by line count
+                lines = buf[pos:window].split(b"\n", need)[:need]
+                pos += sum(map(len, lines)) + need  # just past the need-th newline
+            elif window < len(buf):  # full by size
+                if found:
+                    pos = buf.rfind(b"\n", pos, window) + 1
+                elif not self._lines:  # one line longer than max_bytes: a batch of its own
+                    nl = buf.find(b"\n", pos)
+                    if nl < 0:
+                        break
+                    pos = nl + 1
+            else:  # everything so far fits
+                if found:
+                    self._lines += found
+                    pos = buf.rfind(b"\n", pos) + 1
+                if pos < max_bytes:
+                    break
+            self._cut(out, pos)
+            pos = 0
         self._complete = pos
         return out
 
