@@ -81,6 +81,9 @@ class LocalCluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+                raise AssertionError(f"worker {node_id} ignored signal {sig}") from None
+            if sig == signal.SIGTERM:
+                assert proc.returncode == 0, f"worker {node_id}: {self.worker_log(node_id)}"
 
     def stop(self) -> None:
         """Stop every node."""
