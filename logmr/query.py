@@ -108,9 +108,10 @@ class Fanout:
 
 
 def fan_out(client: Client, cluster: Cluster, request: wire.MapRequest,
-            timeout: float | None = None) -> Fanout:
-    """Send ``request`` to every node (each on its own connection)."""
-    payload = wire.pack_request(request)
+            timeout: float | None = None, secret: bytes | None = None) -> Fanout:
+    """Send ``request`` to every node (each on its own connection), signed with ``secret``
+    when one is given."""
+    payload = wire.sign(wire.pack_request(request), secret)
     out = Fanout(jobs={})
     for node in cluster.nodes:
         try:

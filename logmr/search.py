@@ -70,17 +70,19 @@ def count_once(results: Iterable[dict[str, Any]]) -> int:
     return sum(counts.values())
 
 
-def grep(servers: list[Server], request: GrepRequest, client: Client | None = None
-         ) -> tuple[GrepOutcome, Iterator[Line]]:
+def grep(servers: list[Server], request: GrepRequest, client: Client | None = None, *,
+         secret: bytes | None = None) -> tuple[GrepOutcome, Iterator[Line]]:
     """Start a grep on every live node; returns the outcome and the merged lines.
 
-    The outcome's ``count`` and ``failed`` are complete once the lines are consumed.
+    ``secret`` signs the map requests (see :func:`logmr.wire.sign`). The outcome's
+    ``count`` and ``failed`` are complete once the lines are consumed.
     """
     request.query.compile()  # a bad pattern is the user's error: say so before sending it
     cluster = discover(servers)
     require_nodes(cluster, servers)
     client = client or Client(servers)
-    fan = fan_out(client, cluster, wire.MapRequest("grep", request.args()), request.timeout)
+    fan = fan_out(client, cluster, wire.MapRequest("grep", request.args()), request.timeout,
+                  secret)
     outcome = GrepOutcome(fan, [n.node_id for n in cluster.nodes], cluster.servers_down)
 
     def lines() -> Iterator[Line]:

@@ -24,8 +24,9 @@ class ClusterStatus:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def cluster_status(servers: list[Server], timeout: float = 10.0) -> ClusterStatus:
-    """Ask every job server and every live node."""
+def cluster_status(servers: list[Server], timeout: float = 10.0, *,
+                   secret: bytes | None = None) -> ClusterStatus:
+    """Ask every job server and every live node (``secret`` signs the requests)."""
     cluster = discover(servers)
     out = ClusterStatus()
     for server in servers:
@@ -33,7 +34,7 @@ def cluster_status(servers: list[Server], timeout: float = 10.0) -> ClusterStatu
     out.queues = cluster.status
     client = Client(servers, timeout=timeout)
     try:
-        payload = wire.pack_request(wire.MapRequest("stats"))
+        payload = wire.sign(wire.pack_request(wire.MapRequest("stats")), secret)
         for node in cluster.nodes:
             try:
                 job = client.submit(wire.map_function(node.node_id), payload,

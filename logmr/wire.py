@@ -3,10 +3,15 @@
 Payloads are msgpack maps with a ``v`` key. Log lines travel as one bytes blob (lines
 each ending in a newline), never decoded. Nothing received is ever executed: map jobs are
 named, and their arguments are plain data checked here.
+
+Gearman has no authentication. With a shared secret, batches and map requests travel
+signed (:func:`sign`) and a node accepts only what :func:`verify` passes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,13 +19,17 @@ from typing import Any
 
 import msgpack
 
-from logmr.errors import WireError
+from logmr.errors import ConfigError, WireError
 
 SCHEMA = 1
 STORE_FUNCTION = "logmr.store"
 LOGGER_FUNCTION = "logger"
 MAP_PREFIX = "logmr.map."
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$")
+SIGNED_MAGIC = b"LMRS1"  # never the first bytes of a msgpack map, so never ambiguous
+MIN_SECRET_BYTES = 16
+_MAC_BYTES = hashlib.sha256().digest_size
+_SECRET_HINT = "e.g. 'head -c 32 /dev/urandom | base64 > FILE'"
 
 
 def check_id(value: str, what: str) -> str:
@@ -144,3 +153,73 @@ def iter_chunks(rows: Iterator[tuple[Any, ...]], max_bytes: int = 256 * 1024
             chunk, size = [], 0
     if chunk:
         yield chunk
+
+
+class SignatureError(WireError):
+    """A payload is unsigned, wrongly signed, or signed for a receiver that has no secret."""
+
+
+def load_secret(path: str) -> bytes:
+    """The shared secret in the file at ``path``, without one trailing newline.
+
+    Raises :class:`ConfigError` when the file is missing, unreadable, empty or holds fewer
+    than 16 bytes. Every node and every client must hold the same bytes.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"secret file {path} does not exist: create it ({_SECRET_HINT}) "
+                          "and copy it to every node and client") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read secret file {path}: {exc.strerror or exc}") from None
+    if data.endswith(b"\n"):
+        data = data[:-2] if data.endswith(b"\r\n") else data[:-1]
+    if not data:
+        raise ConfigError(f"secret file {path} is empty: put at least {MIN_SECRET_BYTES} "
+                          f"random bytes in it ({_SECRET_HINT})")
+    if len(data) < MIN_SECRET_BYTES:
+        raise ConfigError(f"secret file {path} holds {len(data)} bytes, too short: use at "
+                          f"least {MIN_SECRET_BYTES} ({_SECRET_HINT})")
+    return data
+
+
+def _mac(payload: bytes, secret: bytes) -> bytes:
+    return hmac.new(secret, payload, hashlib.sha256).digest()
+
+
+def sign(payload: bytes, secret: bytes | None) -> bytes:
+    """``payload`` signed with ``secret`` (HMAC-SHA256); unchanged when there is no secret.
+
+    Signing proves who sent a payload and that it is intact; it neither hides it nor stops
+    a replay. A replayed batch changes nothing (a node drops a batch id it already holds);
+    a replayed map request only reads. Map results travel unsigned.
+    """
+    if secret is None:
+        return payload
+    return SIGNED_MAGIC + _mac(payload, secret) + payload
+
+
+def verify(data: bytes, secret: bytes | None, what: str = "payload") -> bytes:
+    """The payload inside ``data``, once its signature checks out with ``secret``.
+
+    With a secret, an unsigned or wrongly signed payload raises :class:`SignatureError`.
+    Without one, an unsigned payload passes and a signed one is refused too: its sender
+    uses a secret this receiver does not have, and a half-configured cluster should be
+    noticed, not silently accepted.
+    """
+    signed = data.startswith(SIGNED_MAGIC)
+    if secret is None:
+        if signed:
+            raise SignatureError(f"signed {what}, but this node has no secret: start it with "
+                                 "the sender's --secret-file (or LOGMR_SECRET_FILE)")
+        return data
+    if not signed:
+        raise SignatureError(f"unsigned {what}: this node requires the shared secret; give "
+                             "the sender --secret-file (or LOGMR_SECRET_FILE)")
+    start = len(SIGNED_MAGIC) + _MAC_BYTES
+    mac, payload = data[len(SIGNED_MAGIC):start], data[start:]
+    if len(mac) != _MAC_BYTES or not hmac.compare_digest(mac, _mac(payload, secret)):
+        raise SignatureError(f"wrong signature on {what}: the sender's secret is not this "
+                             "node's; use the same --secret-file everywhere")
+    return payload

@@ -12,6 +12,7 @@ from logmr.cli.options import servers_option
 from logmr.gearman.connection import Server
 from logmr.ship.batcher import BatchLimits
 from logmr.ship.shipper import ShipOptions, Shipper
+from logmr.ship.spool import default_spool_dir
 
 
 @click.command("ship")
@@ -28,10 +29,21 @@ from logmr.ship.shipper import ShipOptions, Shipper
               "sent alone).")
 @click.option("--batch-delay", default=0.5, show_default=True, type=click.FloatRange(0.01),
               help="Seconds a line may wait for its batch to fill.")
+@click.option("--spool-dir", envvar="LOGMR_SPOOL_DIR", default=default_spool_dir,
+              show_default="/var/spool/logmr as root, else ~/.local/state/logmr/spool",
+              type=click.Path(file_okay=False),
+              help="Where input waits on disk until a job server has queued it "
+                   "(env LOGMR_SPOOL_DIR).")
+@click.option("--drain-timeout", default=30.0, show_default=True, type=click.FloatRange(0),
+              help="After end of input, seconds to keep trying to send what the spool holds; "
+                   "what is left then stays in the spool for the next ship.")
+@click.option("--drain", is_flag=True,
+              help="Read nothing: send what ships that are gone left in the spool, then exit.")
 @click.option("--retry-for", default=60.0, show_default=True, type=click.FloatRange(0),
-              help="Seconds to keep trying when no job server accepts a batch.")
+              help="For FILES: seconds to keep trying when no job server accepts a batch.")
 def command(files: tuple[str, ...], servers: list[Server], fmt: str, host: str,
-            batch_lines: int, batch_bytes: int, batch_delay: float, retry_for: float) -> None:
+            batch_lines: int, batch_bytes: int, batch_delay: float, spool_dir: str,
+            drain_timeout: float, drain: bool, retry_for: float) -> None:
     """Ship access-log lines from FILES (default: stdin) to the storage nodes.
 
     \b
@@ -39,16 +51,24 @@ def command(files: tuple[str, ...], servers: list[Server], fmt: str, host: str,
     From files:  logmr ship /var/log/apache2/access.log
     From a pipe: tail -F access.log | logmr ship --host web1
 
-    Lines are kept byte for byte. On SIGTERM ship reads on until end of input, so a
-    graceful restart of Apache loses nothing. Exits 0 once every batch is queued.
+    Lines are kept byte for byte. Input from a pipe goes to the spool on disk first, so
+    a ship killed with -9 loses nothing: the next ship sends what it left. On SIGTERM ship
+    reads on until end of input, so a graceful restart of Apache loses nothing. Exits 0
+    once every batch is queued by a job server.
     """
     signal.signal(signal.SIGTERM, _keep_reading)
     options = ShipOptions(servers=servers, fmt=fmt, host=host,
                           limits=BatchLimits(batch_lines, batch_bytes, batch_delay),
-                          retry_for=retry_for)
+                          retry_for=retry_for, spool_dir=spool_dir,
+                          drain_timeout=drain_timeout)
     shipper = Shipper(options)
     try:
-        shipper.ship_paths(files or ("-",))
+        if drain:
+            if files:
+                raise click.UsageError("--drain reads no input: give no FILES")
+            shipper.drain()
+        else:
+            shipper.ship_paths(files or ("-",))
     finally:
         shipper.close()
 

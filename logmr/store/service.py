@@ -2,7 +2,9 @@
 
 One thread takes ingest jobs (``logmr.store`` and ``logger``); another answers map jobs
 (``logmr.map.<node-id>``), so a long query never stalls ingestion. Map jobs are looked up
-by name in :data:`MAP_JOBS`; nothing received is executed.
+by name in :data:`MAP_JOBS`; nothing received is executed. With a shared secret, a batch
+or map request that is not signed with it is refused (WORK_EXCEPTION: nothing is stored)
+and logged once, and the unsignable raw ``logger`` function is not offered.
 """
 
 from __future__ import annotations
@@ -21,6 +23,17 @@ from logmr.mapfn.grep import GrepQuery, count_records, grep_hour
 from logmr.store.node import NodeStore
 
 log = logging.getLogger(__name__)
+
+
+class _QuietRejections(logging.Filter):
+    """Drops the worker loop's traceback for a refused signature: the service has already
+    logged the rejection once, as a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], wire.SignatureError))
+
+
+_QUIET_REJECTIONS = _QuietRejections()
 
 
 def _time_arg(args: dict[str, Any], name: str) -> int | None:
@@ -98,19 +111,35 @@ class NodeService:
     """Runs a storage node until :meth:`stop`."""
 
     def __init__(self, store: NodeStore, servers: list[Server], log_format: str = "combined",
-                 host: str = "-") -> None:
+                 host: str = "-", secret: bytes | None = None) -> None:
         self.store = store
         self.log_format = log_format
         self.host = host
+        self.secret = secret
         self.ingest = Worker(servers, client_id=f"logmr-ingest-{store.node_id}")
         self.ingest.register(wire.STORE_FUNCTION, self._on_store)
-        self.ingest.register(wire.LOGGER_FUNCTION, self._on_logger)
+        if secret is None:
+            self.ingest.register(wire.LOGGER_FUNCTION, self._on_logger)
+        else:
+            log.info("a secret is set: not registering '%s' (raw lines from the stock gearman "
+                     "CLI cannot be signed)", wire.LOGGER_FUNCTION)
+        logging.getLogger(Worker.__module__).addFilter(_QUIET_REJECTIONS)
         self.query = Worker(servers, client_id=f"logmr-map-{store.node_id}")
         self.query.register(wire.map_function(store.node_id), self._on_map)
         self._threads: list[threading.Thread] = []
 
+    def _verified(self, job: Job, what: str) -> bytes:
+        """The job's payload once its signature checks out; a refusal is logged and raised
+        (the job then ends with WORK_EXCEPTION and is gone: nothing is stored)."""
+        try:
+            return wire.verify(job.payload, self.secret, what)
+        except wire.SignatureError as exc:
+            log.warning("rejected %s job %s: %s", job.function,
+                        job.handle.decode("ascii", "replace"), exc)
+            raise
+
     def _on_store(self, job: Job) -> bytes:
-        batch = wire.unpack_batch(job.payload)
+        batch = wire.unpack_batch(self._verified(job, "batch"))
         result = self.store.store(batch)
         log.debug("batch %s: %d lines%s", batch.batch_id, result.lines,
                   " (duplicate, skipped)" if result.duplicate else "")
@@ -126,7 +155,7 @@ class NodeService:
         return b"ok"
 
     def _on_map(self, job: Job) -> bytes:
-        request = wire.unpack_request(job.payload)
+        request = wire.unpack_request(self._verified(job, "map request"))
         handler = MAP_JOBS.get(request.job)
         if handler is None:
             raise LogmrError(f"unknown map job {request.job!r}; this node knows "
@@ -134,6 +163,7 @@ class NodeService:
         started = time.monotonic()
         result = handler(self.store, job, request.args)
         log.debug("map %s done in %.3fs", request.job, time.monotonic() - started)
+        # Results go back unsigned: the client trusts its own job server connection for them.
         return wire.pack_result(result)
 
     def start(self) -> None:

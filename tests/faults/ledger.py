@@ -1,0 +1,87 @@
+"""Count every line: what a fault case sent against what the cluster stores.
+
+Each case ships lines that are unique (a serial number in the URL), then reads everything
+back with `logmr grep ''` and `logmr grep -c ''` and compares multisets: sent = stored,
+duplicates = 0. Each case prints one row of the table: case, sent, stored, unique, dups.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from tests.conftest import wait_for
+from tests.integration.conftest import LocalCluster
+
+MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+def unique_lines(case: str, count: int, start: int | None = None, per_second: int = 50
+                 ) -> list[bytes]:
+    """``count`` combined-format lines, each unique, times increasing from ``start``."""
+    start = int(time.time()) - 3600 if start is None else start
+    out = []
+    for i in range(count):
+        t = time.gmtime(start + i // per_second)
+        stamp = (f"{t.tm_mday:02d}/{MONTHS[t.tm_mon - 1]}/{t.tm_year}:{t.tm_hour:02d}:"
+                 f"{t.tm_min:02d}:{t.tm_sec:02d} +0000")
+        out.append(f'10.{i % 250}.{i // 250 % 250}.1 - - [{stamp}] "GET /u/{case}/{i} '
+                   f'HTTP/1.1" 200 {i} "-" "logmr-fault-test"\n'.encode())
+    return out
+
+
+@dataclass
+class Tally:
+    """One row of the table."""
+
+    case: str
+    sent: int
+    stored: int
+    unique: int
+    duplicates: int
+    missing: int
+    on_disk: int  # copies the nodes hold; more than stored when a batch went to two nodes
+
+    def row(self) -> str:
+        """The row as printed."""
+        return (f"| {self.case} | {self.sent} | {self.stored} | {self.unique} | "
+                f"{self.duplicates} | {self.missing} | {self.on_disk} |")
+
+
+def stored_count(cluster: LocalCluster, pattern: str = "") -> int:
+    """`logmr grep -c PATTERN` (0 while nothing answers)."""
+    out = cluster.run("grep", "-c", pattern)
+    return int(out.stdout) if out.returncode in (0, 1) and out.stdout.strip() else 0
+
+
+def wait_count(cluster: LocalCluster, expected: int, timeout: float = 120.0,
+               pattern: str = "") -> None:
+    """Wait until `grep -c` says ``expected`` (and fail if it overshoots)."""
+    def reached() -> bool:
+        got = stored_count(cluster, pattern)
+        assert got <= expected, f"{got} lines stored, more than the {expected} sent"
+        return got == expected
+
+    wait_for(reached, timeout, f"{expected} lines stored")
+
+
+def tally(case: str, cluster: LocalCluster, sent: list[bytes], pattern: str = "") -> Tally:
+    """Read everything back and compare with what was sent; prints the row."""
+    out = cluster.run("grep", pattern)
+    assert out.returncode in (0, 1), out.stderr
+    stored = out.stdout.split(b"\n")[:-1]
+    want = Counter(line.rstrip(b"\n") for line in sent)
+    got = Counter(stored)
+    result = Tally(case=case, sent=len(sent), stored=len(stored), unique=len(got),
+                   duplicates=sum(n - 1 for n in got.values() if n > 1),
+                   missing=sum((want - got).values()), on_disk=cluster.stored_lines())
+    print(f"\n{result.row()}")
+    assert stored_count(cluster, pattern) == len(stored)
+    return result
+
+
+def assert_exact(result: Tally) -> None:
+    """sent = stored = unique, nothing duplicated or missing."""
+    assert (result.stored, result.unique, result.duplicates, result.missing) == (
+        result.sent, result.sent, 0, 0), result
