@@ -18,6 +18,8 @@ from logmr.errors import GearmanError
 from logmr.gearman import admin
 from logmr.gearman.connection import Server
 
+pytest_plugins = ["tests.cluster"]
+
 GEARMAND = shutil.which("gearmand") or "/usr/sbin/gearmand"
 R = TypeVar("R")
 

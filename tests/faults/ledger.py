@@ -11,10 +11,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from tests.cluster import LocalCluster
 from tests.conftest import wait_for
-from tests.integration.conftest import LocalCluster
 
-MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 def unique_lines(case: str, count: int, start: int | None = None, per_second: int = 50

@@ -14,13 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster import LocalCluster
 from tests.conftest import wait_for
 from tests.faults.ledger import assert_exact, stored_count, tally, unique_lines, wait_count
-from tests.integration.conftest import (  # noqa: F401 - fixtures
-    LocalCluster,
-    cluster,
-    cluster_factory,
-)
 
 pytestmark = pytest.mark.slow
 

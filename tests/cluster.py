@@ -1,0 +1,140 @@
+"""A real local cluster for tests: gearmand plus `logmr worker` processes (fixtures
+`cluster` and `cluster_factory`, loaded for every test by tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from logmr import wire
+from logmr.gearman import admin
+from tests.conftest import GearmandProcess, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+SEMICOMPLETE = SAMPLES / "apache_combined_semicomplete.log"
+HACKERS = SAMPLES / "apache_combined_hackers.log"
+
+
+def logmr(*args: str, servers: str | None = None, stdin: bytes | None = None,
+          timeout: float = 120.0, env: dict[str, str] | None = None
+          ) -> subprocess.CompletedProcess[bytes]:
+    """Run the logmr command as a user would (a new process)."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("LOGMR_SERVERS", None)
+    if servers:
+        full_env["LOGMR_SERVERS"] = servers
+    return subprocess.run([sys.executable, "-m", "logmr", *args], input=stdin,
+                          capture_output=True, timeout=timeout, env=full_env, check=False)
+
+
+class LocalCluster:
+    """One gearmand and N storage nodes, all real processes."""
+
+    def __init__(self, gearmand: GearmandProcess, root: Path) -> None:
+        self.gearmand = gearmand
+        self.root = root
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def servers(self) -> str:
+        """The --servers value for this cluster."""
+        return str(self.gearmand.server)
+
+    def start_worker(self, node_id: str, *extra: str) -> subprocess.Popen[bytes]:
+        """Start a node and wait until it answers map jobs."""
+        log = open(self.root / f"{node_id}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "logmr", "worker", "--data-dir", str(self.root / node_id),
+             "--node-id", node_id, "--servers", self.servers, *extra],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        self.workers[node_id] = proc
+        wait_for(lambda: self._registered(node_id), 20, f"node {node_id} to register")
+        return proc
+
+    def _registered(self, node_id: str) -> bool:
+        proc = self.workers[node_id]
+        if proc.poll() is not None:
+            raise AssertionError(f"worker {node_id} exited: {self.worker_log(node_id)}")
+        functions = {f.name: f.workers for f in admin.status(self.gearmand.server)}
+        return functions.get(wire.map_function(node_id), 0) > 0 and functions.get(
+            wire.STORE_FUNCTION, 0) > 0
+
+    def worker_log(self, node_id: str) -> str:
+        """What a node wrote to stderr."""
+        return (self.root / f"{node_id}.log").read_text(errors="replace")[-3000:]
+
+    def stop_worker(self, node_id: str, sig: int = signal.SIGTERM) -> None:
+        """Stop one node and wait for it."""
+        proc = self.workers.pop(node_id)
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise AssertionError(f"worker {node_id} ignored signal {sig}") from None
+            if sig == signal.SIGTERM:
+                assert proc.returncode == 0, f"worker {node_id}: {self.worker_log(node_id)}"
+
+    def stop(self) -> None:
+        """Stop every node."""
+        for node_id in list(self.workers):
+            self.stop_worker(node_id)
+
+    def run(self, *args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+        """Run logmr against this cluster."""
+        return logmr(*args, servers=self.servers, **kwargs)  # type: ignore[arg-type]
+
+    def node_stats(self) -> dict[str, dict[str, object]]:
+        """Per-node stats from `logmr status --format json`."""
+        out = self.run("status", "--format", "json")
+        assert out.returncode == 0, out.stderr
+        nodes: dict[str, dict[str, object]] = json.loads(out.stdout)["nodes"]
+        return nodes
+
+    def stored_lines(self) -> int:
+        """Lines stored across the cluster."""
+        return sum(int(s["lines"]) for s in self.node_stats().values())  # type: ignore[call-overload]
+
+    def wait_stored(self, lines: int, timeout: float = 60.0) -> None:
+        """Wait until the nodes hold ``lines`` lines in all."""
+        wait_for(lambda: self.stored_lines() >= lines, timeout, f"{lines} lines stored")
+        assert self.stored_lines() == lines
+
+
+@pytest.fixture
+def cluster_factory(gearmand_factory: Callable[..., GearmandProcess], tmp_path: Path
+                    ) -> Iterator[Callable[..., LocalCluster]]:
+    """Make clusters: ``factory(nodes=2, persistent=False)``; all stopped at teardown."""
+    made: list[LocalCluster] = []
+
+    def factory(nodes: int = 2, persistent: bool = False) -> LocalCluster:
+        cluster = LocalCluster(gearmand_factory(persistent=persistent),
+                               tmp_path / f"cluster{len(made)}")
+        cluster.root.mkdir(parents=True)
+        made.append(cluster)
+        for i in range(1, nodes + 1):
+            cluster.start_worker(f"node{i}")
+        return cluster
+
+    try:
+        yield factory
+    finally:
+        for cluster in made:
+            cluster.stop()
+
+
+@pytest.fixture
+def cluster(cluster_factory: Callable[..., LocalCluster]) -> LocalCluster:
+    """gearmand and two storage nodes."""
+    return cluster_factory(nodes=2)
