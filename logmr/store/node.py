@@ -91,6 +91,7 @@ class NodeStore:
         self._clock = ClfClock()
         self.ingested_lines = 0
         self.ingested_batches = 0
+        self.problems: list[str] = []  # corrupt stretches found at start, for status
         self._load()
 
     # -- start-up -------------------------------------------------------------------------
@@ -134,7 +135,8 @@ class NodeStore:
             except ValueError:
                 log.warning("ignoring %s: not a segment name", name)
                 continue
-            entries = segment.scan(os.path.join(self.seg_dir, name), repair=True)
+            entries = segment.scan(os.path.join(self.seg_dir, name), repair=True,
+                                   problems=self.problems)
             for loc, meta in entries:
                 self._add(hour, loc, meta)
                 count += 1
@@ -162,7 +164,7 @@ class NodeStore:
         lines_by_hour = self._split(blob, parsed.ts, hours)
         wrote = 0
         touched: list[SegmentWriter] = []
-        pending: list[tuple[int, int, bytes, RecordMeta]] = []
+        pending: list[tuple[int, int, bytes, RecordMeta, bytes, list[int]]] = []
         for part, hour in enumerate(hours):
             with self._lock:
                 if (batch.batch_id, part) in self._done:
@@ -179,18 +181,21 @@ class NodeStore:
             writer = self._writer(hour)
             offset = writer.append(record)
             touched.append(writer)
-            pending.append((hour, offset, record, meta))
+            pending.append((hour, offset, record, meta, lines, ts))
             wrote += len(ts)
         for writer in touched:
             writer.sync()
         with self._lock:
-            for hour, offset, record, meta in pending:
+            for hour, offset, record, meta, lines, ts in pending:
                 meta_len = segment.HEADER.unpack_from(record)[1]
                 body_at = offset + segment.HEADER.size + meta_len
                 crc = segment.HEADER.unpack_from(record)[3]
                 loc = Location(self._writer_path(hour), body_at, len(record) - (body_at - offset),
                                crc, record[segment.HEADER.size:segment.HEADER.size + meta_len])
                 self._add(hour, loc, meta)
+                # write-through: the newest data is what queries read most
+                self._cache_put((loc.path, loc.offset, segment.LINES), lines, len(lines))
+                self._cache_put((loc.path, loc.offset, segment.TIMES), ts, 8 * len(ts) + 64)
             self.ingested_lines += wrote
             self.ingested_batches += 1 if pending else 0
         return StoreResult(lines=n, unparsed=parsed.unparsed, duplicate=not pending and n > 0)
@@ -260,14 +265,24 @@ class NodeStore:
             value = segment.decode_ts(record.loc, record.meta)
             size = 8 * len(value) + 64
         with self._lock:
-            if size <= self._cache_max and key not in self._cache:
-                self._cache[key] = value
-                self._cache_size[key] = size
-                self._cache_used += size
-                while self._cache_used > self._cache_max:
-                    old, _ = self._cache.popitem(last=False)
-                    self._cache_used -= self._cache_size.pop(old)
+            self._cache_put(key, value, size)
         return value
+
+    def _cache_put(self, key: tuple[str, int, int], value: bytes | list[int], size: int) -> None:
+        """Keep a decoded part in the cache (the caller holds the lock)."""
+        if size > self._cache_max or key in self._cache:
+            return
+        self._cache[key] = value
+        self._cache_size[key] = size
+        self._cache_used += size
+        while self._cache_used > self._cache_max:
+            old, _ = self._cache.popitem(last=False)
+            self._cache_used -= self._cache_size.pop(old)
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Held while the index or the cache change: hold it to fork a consistent copy."""
+        return self._lock
 
     def stats(self) -> dict[str, Any]:
         """Lines, bytes, time span and segments held by this node."""
@@ -286,6 +301,7 @@ class NodeStore:
             "last": max((m.t1 for m in metas), default=None),
             "segments": hours,
             "batches": len({m.batch_id for m in metas}),
+            "problems": list(self.problems),
         }
 
 

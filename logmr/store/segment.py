@@ -155,9 +155,15 @@ def decode_columns(loc: Location, meta: RecordMeta) -> dict[str, Any]:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in result.items()}
 
 
-def scan(path: str, repair: bool) -> list[tuple[Location, RecordMeta]]:
-    """Index the whole records of a segment. With ``repair``, a torn or corrupt tail is cut
-    off (the file is truncated to its last whole record); otherwise reading stops there."""
+def scan(path: str, repair: bool, problems: list[str] | None = None
+         ) -> list[tuple[Location, RecordMeta]]:
+    """Index the whole records of a segment.
+
+    Bytes that are not a whole record with a good checksum are skipped: when a good record
+    follows them, they are a corrupt stretch, left in place and reported in ``problems``;
+    when none follows, they are a torn tail from a crash, and ``repair`` cuts them off so
+    that appends continue after the last whole record.
+    """
     out: list[tuple[Location, RecordMeta]] = []
     with open(path, "r+b" if repair else "rb") as f:
         size = os.fstat(f.fileno()).st_size
@@ -165,17 +171,43 @@ def scan(path: str, repair: bool) -> list[tuple[Location, RecordMeta]]:
         while pos < size:
             rec = _read_record_at(path, f, pos, size)
             if rec is None:
-                if repair:
-                    log.warning("segment %s: cutting a torn or corrupt tail at byte %d of %d",
-                                path, pos, size)
-                    f.truncate(pos)
-                    f.flush()
-                    os.fsync(f.fileno())
-                break
+                resume = _next_record(path, f, pos + 1, size)
+                if resume is None:
+                    if repair:
+                        log.warning("segment %s: cutting a torn tail at byte %d of %d", path,
+                                    pos, size)
+                        f.truncate(pos)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    break
+                message = (f"segment {path}: bytes {pos}-{resume} are corrupt and were "
+                           "skipped; the records after them are served")
+                log.error("%s", message)
+                if problems is not None:
+                    problems.append(message)
+                pos = resume
+                continue
             loc, meta = rec
             out.append((loc, meta))
             pos = loc.offset + loc.length
     return out
+
+
+def _next_record(path: str, f: Any, start: int, size: int) -> int | None:
+    """The offset of the next whole, good record at or after ``start``; None if none."""
+    chunk = 1 << 20
+    pos = start
+    while pos < size:
+        f.seek(pos)
+        data = f.read(chunk + len(MAGIC) - 1)
+        at = data.find(MAGIC)
+        while at >= 0:
+            found: int = pos + at
+            if _read_record_at(path, f, found, size) is not None:
+                return found
+            at = data.find(MAGIC, at + 1)
+        pos += chunk
+    return None
 
 
 def _read_record_at(path: str, f: Any, pos: int, size: int) -> tuple[Location, RecordMeta] | None:
