@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from logmr.cli.options import servers_option, time_range_options
+from logmr.cli.options import secret_option, servers_option, time_range_options
 from logmr.gearman.connection import Server
 from logmr.mapfn.grep import GrepQuery
 from logmr.search import GrepRequest, grep
@@ -17,6 +17,7 @@ from logmr.timeutil import format_epoch
 @click.command("grep")
 @click.argument("pattern")
 @servers_option
+@secret_option
 @time_range_options
 @click.option("-i", "--ignore-case", is_flag=True, help="Match case-insensitively.")
 @click.option("-F", "--fixed-strings", "fixed", is_flag=True,
@@ -31,9 +32,9 @@ from logmr.timeutil import format_epoch
               help="Seconds a node may stay silent before it is counted as missing.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: time, node, host, line.")
-def command(pattern: str, servers: list[Server], since: int | None, until: int | None,
-            ignore_case: bool, fixed: bool, invert: bool, count_only: bool, limit: int | None,
-            timeout: float, as_json: bool) -> int:
+def command(pattern: str, servers: list[Server], secret: bytes | None, since: int | None,
+            until: int | None, ignore_case: bool, fixed: bool, invert: bool, count_only: bool,
+            limit: int | None, timeout: float, as_json: bool) -> int:
     """Print the stored lines matching PATTERN (a Python regular expression), from
     every storage node, merged into time order, exactly as they were logged.
 
@@ -49,7 +50,7 @@ def command(pattern: str, servers: list[Server], since: int | None, until: int |
                       ignore_case=ignore_case, invert=invert)
     request = GrepRequest(query, since=since, until=until, limit=limit, count_only=count_only,
                           timeout=timeout)
-    outcome, lines = grep(servers, request)
+    outcome, lines = grep(servers, request, secret=secret)
     out = sys.stdout.buffer
     if as_json:
         for item in lines:

@@ -10,6 +10,7 @@ import click
 from logmr.errors import ConfigError
 from logmr.gearman.connection import Server, parse_servers
 from logmr.timeutil import parse_when
+from logmr.wire import load_secret
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_SERVERS = "127.0.0.1:4730"
@@ -28,6 +29,25 @@ def servers_option(f: F) -> F:
         "--servers", envvar="LOGMR_SERVERS", default=DEFAULT_SERVERS, show_default=True,
         callback=_servers, metavar="HOST:PORT[,...]",
         help="Gearman job servers (env LOGMR_SERVERS).")(f)
+
+
+def _secret(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes | None:
+    if not value:
+        return None
+    try:
+        return load_secret(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def secret_option(f: F) -> F:
+    """``--secret-file PATH`` (env LOGMR_SECRET_FILE): the shared secret's bytes, or None."""
+    return click.option(
+        "--secret-file", "secret", envvar="LOGMR_SECRET_FILE", default=None,
+        callback=_secret, metavar="PATH",
+        help="File holding the cluster's shared secret (at least 16 bytes): batches and "
+             "queries are signed with it, and nodes refuse what is not "
+             "(env LOGMR_SECRET_FILE).")(f)
 
 
 def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:

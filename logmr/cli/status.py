@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from logmr.cli.options import servers_option
+from logmr.cli.options import secret_option, servers_option
 from logmr.gearman.connection import Server
 from logmr.status import ClusterStatus, cluster_status
 from logmr.timeutil import format_epoch
@@ -15,20 +15,23 @@ from logmr.timeutil import format_epoch
 
 @click.command("status")
 @servers_option
+@secret_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="Output format.")
-def command(servers: list[Server], fmt: str) -> int:
+def command(servers: list[Server], secret: bytes | None, fmt: str) -> int:
     """Show job servers, live storage nodes, queue depths and what each node holds.
 
     \b
     logmr status
     logmr status --servers gm1:4730,gm2:4730 --format json
     """
-    status = cluster_status(servers)
+    status = cluster_status(servers, secret=secret)
     if fmt == "json":
         sys.stdout.write(json.dumps(_as_dict(status), indent=2) + "\n")
     else:
         _print_table(status)
+    for name, reason in status.failed.items():
+        sys.stderr.write(f"logmr: node {name} did not answer: {reason}\n")
     return 0 if not status.failed and all(v == "up" for v in status.servers.values()) else 2
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from logmr.cli.options import servers_option
+from logmr.cli.options import secret_option, servers_option
 from logmr.gearman.connection import Server
 from logmr.mapfn.parse import compile_format
 from logmr.store.node import NodeStore
@@ -25,26 +25,30 @@ from logmr.store.service import NodeService
               help="Name of this node (default: saved in DATA_DIR, first made from the host "
                    "name).")
 @servers_option
+@secret_option
 @click.option("--log-format", default="combined", show_default=True, metavar="FORMAT",
-              help="Format of lines arriving raw on the 'logger' function.")
+              help="Format of lines arriving raw on the 'logger' function (not offered "
+                   "when a secret is set).")
 @click.option("--cache-mb", default=256, show_default=True, type=click.IntRange(0),
               help="Memory for recently read segments, in MiB.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every batch and query.")
-def command(data_dir: str, node_id: str | None, servers: list[Server], log_format: str,
-            cache_mb: int, verbose: bool) -> None:
+def command(data_dir: str, node_id: str | None, servers: list[Server], secret: bytes | None,
+            log_format: str, cache_mb: int, verbose: bool) -> None:
     """Run a storage node: store shipped batches, answer map jobs over its own data.
 
     \b
     logmr worker --data-dir /var/lib/logmr
     logmr worker --data-dir /srv/logmr --servers gm1:4730,gm2:4730 --node-id store1
 
+    With --secret-file, only batches and queries signed with the same secret are taken.
     Stops cleanly on SIGTERM or Ctrl-C (the job at hand is finished first).
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, force=True,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     compile_format(log_format)
     store = NodeStore(data_dir, node_id, cache_bytes=cache_mb << 20)
-    service = NodeService(store, servers, log_format=log_format, host=socket.gethostname())
+    service = NodeService(store, servers, log_format=log_format, host=socket.gethostname(),
+                          secret=secret)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
