@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from logmr.cli.options import servers_option
+from logmr.cli.options import secret_option, servers_option
 from logmr.gearman.connection import Server
 from logmr.ship.batcher import BatchLimits
 from logmr.ship.shipper import ShipOptions, Shipper
@@ -18,6 +18,7 @@ from logmr.ship.spool import default_spool_dir
 @click.command("ship")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
 @servers_option
+@secret_option
 @click.option("--format", "fmt", default="combined", show_default=True, metavar="FORMAT",
               help="combined, common, vhost_combined, or an Apache LogFormat string.")
 @click.option("--host", default=socket.gethostname, show_default="this host's name",
@@ -41,7 +42,8 @@ from logmr.ship.spool import default_spool_dir
               help="Read nothing: send what ships that are gone left in the spool, then exit.")
 @click.option("--retry-for", default=60.0, show_default=True, type=click.FloatRange(0),
               help="For FILES: seconds to keep trying when no job server accepts a batch.")
-def command(files: tuple[str, ...], servers: list[Server], fmt: str, host: str,
+def command(files: tuple[str, ...], servers: list[Server], secret: bytes | None, fmt: str,
+            host: str,
             batch_lines: int, batch_bytes: int, batch_delay: float, spool_dir: str,
             drain_timeout: float, drain: bool, retry_for: float) -> None:
     """Ship access-log lines from FILES (default: stdin) to the storage nodes.
@@ -60,7 +62,7 @@ def command(files: tuple[str, ...], servers: list[Server], fmt: str, host: str,
     options = ShipOptions(servers=servers, fmt=fmt, host=host,
                           limits=BatchLimits(batch_lines, batch_bytes, batch_delay),
                           retry_for=retry_for, spool_dir=spool_dir,
-                          drain_timeout=drain_timeout)
+                          drain_timeout=drain_timeout, secret=secret)
     shipper = Shipper(options)
     try:
         if drain:

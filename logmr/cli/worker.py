@@ -15,6 +15,7 @@ from logmr.cli.options import secret_option, servers_option
 from logmr.gearman.connection import Server
 from logmr.mapfn.parse import compile_format
 from logmr.store.node import NodeStore
+from logmr.store.runner import MapRunner
 from logmr.store.service import NodeService
 
 
@@ -31,9 +32,14 @@ from logmr.store.service import NodeService
                    "when a secret is set).")
 @click.option("--cache-mb", default=256, show_default=True, type=click.IntRange(0),
               help="Memory for recently read segments, in MiB.")
+@click.option("--map-budget", default=60.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds a query may run on this node before it is stopped.")
+@click.option("--map-memory-mb", default=2048, show_default=True, type=click.IntRange(64),
+              help="Memory a query may use on this node, in MiB.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every batch and query.")
 def command(data_dir: str, node_id: str | None, servers: list[Server], secret: bytes | None,
-            log_format: str, cache_mb: int, verbose: bool) -> None:
+            log_format: str, cache_mb: int, map_budget: float, map_memory_mb: int,
+            verbose: bool) -> None:
     """Run a storage node: store shipped batches, answer map jobs over its own data.
 
     \b
@@ -47,8 +53,10 @@ def command(data_dir: str, node_id: str | None, servers: list[Server], secret: b
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     compile_format(log_format)
     store = NodeStore(data_dir, node_id, cache_bytes=cache_mb << 20)
+    runner = MapRunner(budget=map_budget, memory_limit=map_memory_mb << 20,
+                       fork_lock=lambda: store.lock)
     service = NodeService(store, servers, log_format=log_format, host=socket.gethostname(),
-                          secret=secret)
+                          secret=secret, runner=runner)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from logmr.errors import ConfigError, GearmanError, ServerUnavailable
+from logmr.errors import ConfigError, GearmanError, LogmrError, ServerUnavailable
 from logmr.gearman.connection import Connection, Server
 from logmr.gearman.protocol import Packet, T, encode, function_bytes
 
@@ -325,8 +325,13 @@ class Worker:
         except Exception as exc:
             if not link.conn.connected:
                 raise ServerUnavailable(f"lost job server {link.conn.server} during a job") from exc
-            log.exception("job %s %r failed", function, handle)
-            message = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
+            if isinstance(exc, LogmrError):  # refused on purpose: say why, no traceback
+                log.warning("rejected %s job %s: %s", function,
+                            handle.decode("latin-1"), exc)
+                message = str(exc).encode("utf-8", "replace")
+            else:
+                log.exception("job %s %r failed", function, handle)
+                message = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
             link.conn.send_packet(T.WORK_EXCEPTION, handle, message)
             return
         if result is None:

@@ -49,6 +49,7 @@ class ShipOptions:
     spool_dir: str = field(default_factory=default_spool_dir)
     drain_timeout: float = 30.0  # streams: seconds to keep trying after end of input
     spool_file_bytes: int = 64 << 20  # a new spool file after this many bytes
+    secret: bytes | None = None  # signs every batch (HMAC-SHA256) when set
 
 
 @dataclass
@@ -84,8 +85,9 @@ class Shipper:
         seconds have passed (None: until the drain deadline, if input has ended)."""
         if not lines:
             return
-        payload = wire.pack_batch(wire.Batch(batch_id, self.options.host, self.options.fmt,
-                                             lines))
+        payload = wire.sign(wire.pack_batch(wire.Batch(batch_id, self.options.host,
+                                                       self.options.fmt, lines)),
+                            self.options.secret)
         give_up = None if patience is None else time.monotonic() + patience
         delay = 0.1
         while True:

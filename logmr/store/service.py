@@ -1,7 +1,8 @@
 """The storage node service: Gearman workers around a :class:`NodeStore`.
 
 One thread takes ingest jobs (``logmr.store`` and ``logger``); another answers map jobs
-(``logmr.map.<node-id>``), so a long query never stalls ingestion. Map jobs are looked up
+(``logmr.map.<node-id>``), each run in a forked child under a time budget, so a long
+query never stalls ingestion. Map jobs are looked up
 by name in :data:`MAP_JOBS`; nothing received is executed. With a shared secret, a batch
 or map request that is not signed with it is refused (WORK_EXCEPTION: nothing is stored)
 and logged once, and the unsignable raw ``logger`` function is not offered.
@@ -21,19 +22,9 @@ from logmr.gearman.connection import Server
 from logmr.gearman.worker import Job, Worker
 from logmr.mapfn.grep import GrepQuery, count_records, grep_hour
 from logmr.store.node import NodeStore
+from logmr.store.runner import MapRunner, Reply
 
 log = logging.getLogger(__name__)
-
-
-class _QuietRejections(logging.Filter):
-    """Drops the worker loop's traceback for a refused signature: the service has already
-    logged the rejection once, as a warning."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], wire.SignatureError))
-
-
-_QUIET_REJECTIONS = _QuietRejections()
 
 
 def _time_arg(args: dict[str, Any], name: str) -> int | None:
@@ -43,7 +34,7 @@ def _time_arg(args: dict[str, Any], name: str) -> int | None:
     return value
 
 
-def map_grep(store: NodeStore, job: Job, args: dict[str, Any]) -> dict[str, Any]:
+def map_grep(store: NodeStore, job: Reply, args: dict[str, Any]) -> dict[str, Any]:
     """Stream matching rows, oldest first, in chunks; end with the count."""
     query = GrepQuery(pattern=bytes(args.get("pattern", b"")), fixed=bool(args.get("fixed")),
                       ignore_case=bool(args.get("ignore_case")), invert=bool(args.get("invert")))
@@ -76,15 +67,16 @@ def map_grep(store: NodeStore, job: Job, args: dict[str, Any]) -> dict[str, Any]
     return {"count": total}
 
 
-def map_stats(store: NodeStore, job: Job, args: dict[str, Any]) -> dict[str, Any]:
+def map_stats(store: NodeStore, job: Reply, args: dict[str, Any]) -> dict[str, Any]:
     """What this node holds."""
     return store.stats()
 
 
-MAP_JOBS: dict[str, Callable[[NodeStore, Job, dict[str, Any]], dict[str, Any]]] = {
+MAP_JOBS: dict[str, Callable[[NodeStore, Reply, dict[str, Any]], dict[str, Any]]] = {
     "grep": map_grep,
     "stats": map_stats,
 }
+INLINE_JOBS = {"stats"}  # cheap and bounded: run without forking
 
 
 class _Adapter:
@@ -111,11 +103,13 @@ class NodeService:
     """Runs a storage node until :meth:`stop`."""
 
     def __init__(self, store: NodeStore, servers: list[Server], log_format: str = "combined",
-                 host: str = "-", secret: bytes | None = None) -> None:
+                 host: str = "-", secret: bytes | None = None,
+                 runner: MapRunner | None = None) -> None:
         self.store = store
         self.log_format = log_format
         self.host = host
         self.secret = secret
+        self.runner = runner or MapRunner(fork_lock=lambda: store.lock)
         self.ingest = Worker(servers, client_id=f"logmr-ingest-{store.node_id}")
         self.ingest.register(wire.STORE_FUNCTION, self._on_store)
         if secret is None:
@@ -123,20 +117,14 @@ class NodeService:
         else:
             log.info("a secret is set: not registering '%s' (raw lines from the stock gearman "
                      "CLI cannot be signed)", wire.LOGGER_FUNCTION)
-        logging.getLogger(Worker.__module__).addFilter(_QUIET_REJECTIONS)
         self.query = Worker(servers, client_id=f"logmr-map-{store.node_id}")
         self.query.register(wire.map_function(store.node_id), self._on_map)
         self._threads: list[threading.Thread] = []
 
     def _verified(self, job: Job, what: str) -> bytes:
-        """The job's payload once its signature checks out; a refusal is logged and raised
-        (the job then ends with WORK_EXCEPTION and is gone: nothing is stored)."""
-        try:
-            return wire.verify(job.payload, self.secret, what)
-        except wire.SignatureError as exc:
-            log.warning("rejected %s job %s: %s", job.function,
-                        job.handle.decode("ascii", "replace"), exc)
-            raise
+        """The job's payload once its signature checks out; a refusal raises (the worker
+        loop logs it once and ends the job with WORK_EXCEPTION: nothing is stored)."""
+        return wire.verify(job.payload, self.secret, what)
 
     def _on_store(self, job: Job) -> bytes:
         batch = wire.unpack_batch(self._verified(job, "batch"))
@@ -161,7 +149,10 @@ class NodeService:
             raise LogmrError(f"unknown map job {request.job!r}; this node knows "
                              f"{', '.join(sorted(MAP_JOBS))}")
         started = time.monotonic()
-        result = handler(self.store, job, request.args)
+        if request.job in INLINE_JOBS:
+            result = handler(self.store, job, request.args)
+        else:  # in a child process, under the time budget and memory limit
+            result = self.runner.run(lambda reply: handler(self.store, reply, request.args), job)
         log.debug("map %s done in %.3fs", request.job, time.monotonic() - started)
         # Results go back unsigned: the client trusts its own job server connection for them.
         return wire.pack_result(result)
