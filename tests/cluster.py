@@ -118,13 +118,14 @@ def cluster_factory(gearmand_factory: Callable[..., GearmandProcess], tmp_path: 
     """Make clusters: ``factory(nodes=2, persistent=False)``; all stopped at teardown."""
     made: list[LocalCluster] = []
 
-    def factory(nodes: int = 2, persistent: bool = False) -> LocalCluster:
+    def factory(nodes: int = 2, persistent: bool = False,
+                worker_args: tuple[str, ...] = ()) -> LocalCluster:
         cluster = LocalCluster(gearmand_factory(persistent=persistent),
                                tmp_path / f"cluster{len(made)}")
         cluster.root.mkdir(parents=True)
         made.append(cluster)
         for i in range(1, nodes + 1):
-            cluster.start_worker(f"node{i}")
+            cluster.start_worker(f"node{i}", *worker_args)
         return cluster
 
     try:

@@ -7,13 +7,13 @@ line matches exactly when ``re.search`` would match it on its own.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from logmr.errors import ConfigError
+from logmr.mapfn.pattern import can_match_newline
 
 
 @dataclass(frozen=True)
@@ -66,73 +66,6 @@ def matching_spans(blob: bytes, rx: re.Pattern[bytes]) -> Iterator[tuple[int, in
         counted_to = start
         yield idx, start, end
         pos = end + 1
-
-
-def can_match_newline(rx: re.Pattern[bytes]) -> bool:
-    """True unless ``rx`` provably never matches (or looks at) a newline byte.
-
-    Conservative: anything not understood counts as able to.
-
-    >>> [can_match_newline(re.compile(p)) for p in (b"a.b", rb"\\s", b"[^x]", b"[0-9]+")]
-    [False, True, True, False]
-    """
-    try:
-        # the stdlib's own parser of regex syntax (private: any failure means "unsafe")
-        parser = importlib.import_module("re._parser")
-        tree = parser.parse(rx.pattern.decode("latin-1"), rx.flags)
-    except Exception:  # noqa: BLE001 - an unknown parser API: assume the worst
-        return True
-    return _tree_can_match_newline(tree, bool(rx.flags & re.DOTALL))
-
-
-_SAFE_OPS = {"AT", "LITERAL", "NOT_LITERAL", "ANY", "IN", "SUBPATTERN", "BRANCH", "MAX_REPEAT",
-             "MIN_REPEAT", "POSSESSIVE_REPEAT", "ATOMIC_GROUP", "ASSERT", "ASSERT_NOT"}
-_NEWLINE_CATEGORIES = {"CATEGORY_SPACE", "CATEGORY_NOT_DIGIT", "CATEGORY_NOT_WORD",
-                       "CATEGORY_LINEBREAK", "CATEGORY_UNI_SPACE", "CATEGORY_UNI_NOT_DIGIT",
-                       "CATEGORY_UNI_NOT_WORD", "CATEGORY_UNI_LINEBREAK"}
-
-
-def _tree_can_match_newline(tree: Any, dotall: bool) -> bool:
-    for op, av in tree:
-        name = str(op)
-        if name not in _SAFE_OPS:
-            return True
-        if name == "LITERAL" and av == 10 or name == "NOT_LITERAL" and av != 10:
-            return True
-        if name == "ANY" and dotall:
-            return True
-        if name == "IN" and _class_has_newline(av):
-            return True
-        if name == "SUBPATTERN" and _tree_can_match_newline(av[3], dotall):
-            return True
-        if name == "BRANCH" and any(_tree_can_match_newline(b, dotall) for b in av[1]):
-            return True
-        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and (
-                _tree_can_match_newline(av[2], dotall)):
-            return True
-        if name == "ATOMIC_GROUP" and _tree_can_match_newline(av, dotall):
-            return True
-        if name in ("ASSERT", "ASSERT_NOT") and _tree_can_match_newline(av[1], dotall):
-            return True
-    return False
-
-
-def _class_has_newline(items: Any) -> bool:
-    negate = False
-    has = False
-    for op, av in items:
-        name = str(op)
-        if name == "NEGATE":
-            negate = True
-        elif name == "LITERAL":
-            has = has or av == 10
-        elif name == "RANGE":
-            has = has or av[0] <= 10 <= av[1]
-        elif name == "CATEGORY":
-            has = has or str(av) in _NEWLINE_CATEGORIES
-        else:
-            return True
-    return has != negate
 
 
 def line_counter(rx: re.Pattern[bytes]) -> re.Pattern[bytes] | None:

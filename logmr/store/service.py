@@ -21,6 +21,7 @@ from logmr.errors import LogmrError
 from logmr.gearman.connection import Server
 from logmr.gearman.worker import Job, Worker
 from logmr.mapfn.grep import GrepQuery, count_records, grep_hour
+from logmr.mapfn.pattern import runs_in_linear_time
 from logmr.store.node import NodeStore
 from logmr.store.runner import MapRunner, Reply
 
@@ -34,10 +35,16 @@ def _time_arg(args: dict[str, Any], name: str) -> int | None:
     return value
 
 
-def map_grep(store: NodeStore, job: Reply, args: dict[str, Any]) -> dict[str, Any]:
+def grep_query(args: dict[str, Any]) -> GrepQuery:
+    """The grep query a map request asks for."""
+    return GrepQuery(pattern=bytes(args.get("pattern", b"")), fixed=bool(args.get("fixed")),
+                     ignore_case=bool(args.get("ignore_case")), invert=bool(args.get("invert")))
+
+
+def map_grep(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
+             ) -> dict[str, Any]:
     """Stream matching rows, oldest first, in chunks; end with the count."""
-    query = GrepQuery(pattern=bytes(args.get("pattern", b"")), fixed=bool(args.get("fixed")),
-                      ignore_case=bool(args.get("ignore_case")), invert=bool(args.get("invert")))
+    query = grep_query(args)
     rx = query.compile()
     since, until = _time_arg(args, "since"), _time_arg(args, "until")
     limit = args.get("limit")
@@ -46,6 +53,9 @@ def map_grep(store: NodeStore, job: Reply, args: dict[str, Any]) -> dict[str, An
     per_record: list[tuple[str, int, int]] = []
     hours = list(store.records(since, until))
     for done, (_hour, records) in enumerate(hours):
+        if time.monotonic() > deadline:
+            raise LogmrError("map job exceeded its time budget and was stopped; narrow it "
+                             "with --since/--until")
         # progress, and a sign of life for the client's idle timeout
         job.send_status(done, len(hours))
         metas = [_Adapter(r) for r in records]
@@ -67,16 +77,27 @@ def map_grep(store: NodeStore, job: Reply, args: dict[str, Any]) -> dict[str, An
     return {"count": total}
 
 
-def map_stats(store: NodeStore, job: Reply, args: dict[str, Any]) -> dict[str, Any]:
+def map_stats(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
+              ) -> dict[str, Any]:
     """What this node holds."""
     return store.stats()
 
 
-MAP_JOBS: dict[str, Callable[[NodeStore, Reply, dict[str, Any]], dict[str, Any]]] = {
+MapJob = Callable[[NodeStore, Reply, dict[str, Any], float], dict[str, Any]]
+MAP_JOBS: dict[str, MapJob] = {
     "grep": map_grep,
     "stats": map_stats,
 }
-INLINE_JOBS = {"stats"}  # cheap and bounded: run without forking
+
+
+def runs_inline(request: wire.MapRequest) -> bool:
+    """Jobs that cannot run away (stats; grep for a pattern without repetition, which
+    cannot backtrack) skip the fork and check the budget between hours instead."""
+    if request.job == "stats":
+        return True
+    if request.job == "grep":
+        return runs_in_linear_time(grep_query(request.args).compile())
+    return False
 
 
 class _Adapter:
@@ -149,10 +170,12 @@ class NodeService:
             raise LogmrError(f"unknown map job {request.job!r}; this node knows "
                              f"{', '.join(sorted(MAP_JOBS))}")
         started = time.monotonic()
-        if request.job in INLINE_JOBS:
-            result = handler(self.store, job, request.args)
+        deadline = started + self.runner.budget
+        if runs_inline(request):
+            result = handler(self.store, job, request.args, deadline)
         else:  # in a child process, under the time budget and memory limit
-            result = self.runner.run(lambda reply: handler(self.store, reply, request.args), job)
+            result = self.runner.run(
+                lambda reply: handler(self.store, reply, request.args, deadline), job)
         log.debug("map %s done in %.3fs", request.job, time.monotonic() - started)
         # Results go back unsigned: the client trusts its own job server connection for them.
         return wire.pack_result(result)

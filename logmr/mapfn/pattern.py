@@ -1,0 +1,99 @@
+"""What a regular expression can do, read from its syntax tree (the stdlib's own parser).
+
+Two questions matter to grep: can the pattern match a newline (if not, lines can be
+counted with one C-level ``findall``), and does it run in linear time (if so, it cannot
+backtrack for ever and may run without the time-budget fence of a child process).
+Every answer is conservative: a construct not understood here counts against the pattern.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+_NEWLINE_CATEGORIES = {"CATEGORY_SPACE", "CATEGORY_NOT_DIGIT", "CATEGORY_NOT_WORD",
+                       "CATEGORY_LINEBREAK", "CATEGORY_UNI_SPACE", "CATEGORY_UNI_NOT_DIGIT",
+                       "CATEGORY_UNI_NOT_WORD", "CATEGORY_UNI_LINEBREAK"}
+_REPEATS = {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}
+_UNDERSTOOD = {"AT", "LITERAL", "NOT_LITERAL", "ANY", "IN", "SUBPATTERN", "BRANCH",
+               "ATOMIC_GROUP", "ASSERT", "ASSERT_NOT", *_REPEATS}
+# no repetition and no back-references: the matcher does at most a bounded amount of work
+# at each position of the text
+_LINEAR = {"AT", "LITERAL", "NOT_LITERAL", "ANY", "IN", "SUBPATTERN", "BRANCH", "ASSERT",
+           "ASSERT_NOT"}
+
+
+def _tree(rx: re.Pattern[bytes]) -> Any | None:
+    try:
+        parser = importlib.import_module("re._parser")  # private: any failure means "unknown"
+        return parser.parse(rx.pattern.decode("latin-1"), rx.flags)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _nodes(tree: Any) -> Iterator[tuple[str, Any]]:
+    """Every node of a parsed pattern, nested ones included."""
+    for op, av in tree:
+        name = str(op)
+        yield name, av
+        if name == "SUBPATTERN":
+            yield from _nodes(av[3])
+        elif name == "BRANCH":
+            for branch in av[1]:
+                yield from _nodes(branch)
+        elif name in _REPEATS:
+            yield from _nodes(av[2])
+        elif name == "ATOMIC_GROUP":
+            yield from _nodes(av)
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            yield from _nodes(av[1])
+
+
+def can_match_newline(rx: re.Pattern[bytes]) -> bool:
+    """True unless ``rx`` provably never matches (or looks at) a newline byte.
+
+    >>> [can_match_newline(re.compile(p)) for p in (b"a.b", rb"\\s", b"[^x]", b"[0-9]+")]
+    [False, True, True, False]
+    """
+    tree = _tree(rx)
+    if tree is None:
+        return True
+    dotall = bool(rx.flags & re.DOTALL)
+    for name, av in _nodes(tree):
+        if (name not in _UNDERSTOOD or (name == "LITERAL" and av == 10)
+                or (name == "NOT_LITERAL" and av != 10) or (name == "ANY" and dotall)
+                or (name == "IN" and _class_has_newline(av))):
+            return True
+    return False
+
+
+def runs_in_linear_time(rx: re.Pattern[bytes]) -> bool:
+    """True when ``rx`` has no repetition and no back-reference, so it cannot backtrack
+    for ever.
+
+    >>> [runs_in_linear_time(re.compile(p)) for p in (b"GET /a", b'" 5[0-9][0-9] ',
+    ...                                                b"a|b", b"(a+)+$", rb"(a)\\1")]
+    [True, True, True, False, False]
+    """
+    tree = _tree(rx)
+    return tree is not None and all(name in _LINEAR for name, _ in _nodes(tree))
+
+
+def _class_has_newline(items: Any) -> bool:
+    negate = False
+    has = False
+    for op, av in items:
+        name = str(op)
+        if name == "NEGATE":
+            negate = True
+        elif name == "LITERAL":
+            has = has or av == 10
+        elif name == "RANGE":
+            has = has or av[0] <= 10 <= av[1]
+        elif name == "CATEGORY":
+            has = has or str(av) in _NEWLINE_CATEGORIES
+        else:
+            return True
+    return has != negate

@@ -1,0 +1,103 @@
+"""Bad requests to a node get an error back, never a dead or stuck worker; nothing from
+the wire becomes a path."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import msgpack
+import pytest
+
+from logmr import wire
+from logmr.errors import JobFailed
+from logmr.gearman.client import Client
+from tests.cluster import SEMICOMPLETE, LocalCluster, logmr
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def map_job(cluster: LocalCluster, node: str, payload: bytes) -> bytes:
+    """Run one map job on ``node``; its WORK_COMPLETE payload, or JobFailed."""
+    client = Client([cluster.gearmand.server])
+    try:
+        job = client.submit(wire.map_function(node), payload, unique=f"t{time.time_ns()}",
+                            timeout=30)
+        with job:
+            for _ in job:
+                pass
+            return job.result
+    finally:
+        client.close()
+
+
+def alive(cluster: LocalCluster) -> None:
+    """Both nodes still answer, with all their data."""
+    for node_id, proc in cluster.workers.items():
+        assert proc.poll() is None, cluster.worker_log(node_id)
+    assert cluster.run("grep", "-c", "GET /presentations").stdout == b"2305\n"
+
+
+@pytest.fixture
+def loaded(cluster_factory: Callable[..., LocalCluster]) -> LocalCluster:
+    cluster = cluster_factory(nodes=2, worker_args=("--map-budget", "2"))
+    assert cluster.run("ship", str(SEMICOMPLETE)).returncode == 0
+    wait_for(lambda: cluster.run("grep", "-c", "").stdout == b"10000\n", 30, "stored")
+    return cluster
+
+
+def test_unknown_job_and_malformed_requests(loaded: LocalCluster) -> None:
+    with pytest.raises(JobFailed, match="unknown map job 'rm -rf'"):
+        map_job(loaded, "node1", wire.pack_request(wire.MapRequest("rm -rf")))
+    with pytest.raises(JobFailed, match="malformed map request"):
+        map_job(loaded, "node1", b"\xc1\xc1 not msgpack")
+    with pytest.raises(JobFailed, match="schema version"):
+        map_job(loaded, "node1", msgpack.packb({"v": 99, "job": "grep"}))
+    with pytest.raises(JobFailed, match="invalid pattern"):
+        map_job(loaded, "node1", wire.pack_request(wire.MapRequest("grep", {"pattern": b"("})))
+    alive(loaded)
+
+
+def test_malformed_and_hostile_batches_are_refused(loaded: LocalCluster) -> None:
+    client = Client([loaded.gearmand.server])
+    try:
+        for i, payload in enumerate([
+            b"garbage, not msgpack",
+            msgpack.packb({"v": 1, "id": "../../etc/passwd", "host": "h", "fmt": "combined",
+                           "lines": b"x\n"}),
+            msgpack.packb({"v": 1, "id": "ok-id", "host": "h", "fmt": "combined",
+                           "lines": "text, not bytes"}),
+        ]):
+            client.submit_background(wire.STORE_FUNCTION, payload, f"hostile-{i}")
+    finally:
+        client.close()
+    wait_for(lambda: "../../etc/passwd" in "".join(
+        loaded.worker_log(n) for n in loaded.workers), 20, "the refusals to be logged")
+    assert not list(loaded.root.glob("**/passwd"))
+    alive(loaded)
+    assert loaded.run("grep", "-c", "").stdout == b"10000\n"  # nothing stored
+
+
+def test_a_regex_that_backtracks_for_ever_is_stopped(loaded: LocalCluster) -> None:
+    started = time.monotonic()
+    out = loaded.run("grep", "-c", r"(\S+\s?)+#")  # catastrophic on every long line
+    took = time.monotonic() - started
+    assert out.returncode == 2
+    assert b"time budget" in out.stderr and b"Traceback" not in out.stderr
+    assert took < 15
+    alive(loaded)
+
+
+def test_a_huge_limit_is_fine_and_a_negative_one_is_refused(loaded: LocalCluster) -> None:
+    out = loaded.run("grep", "--limit", str(2**63 - 1), "-F", "GET /presentations")
+    assert out.returncode == 0 and out.stdout.count(b"\n") == 2305
+    bad = loaded.run("grep", "--limit", "-5", "x")
+    assert bad.returncode == 2 and bad.stderr.count(b"\n") == 1
+    alive(loaded)
+
+
+def test_a_node_id_that_is_a_path_is_refused(tmp_path: object) -> None:
+    out = logmr("worker", "--data-dir", str(tmp_path), "--node-id", "../../etc")
+    assert out.returncode == 2
+    assert b"invalid node id" in out.stderr and out.stderr.count(b"\n") == 1
