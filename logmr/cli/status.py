@@ -77,6 +77,9 @@ def _print_table(status: ClusterStatus) -> None:
         nodes.add_row("(none: start one with 'logmr worker --data-dir DIR')", "", "", "", "",
                       "", "")
     console.print(nodes)
+    for node_id, s in status.nodes.items():
+        for problem in s.get("problems", []):
+            console.print(f"[bold red]{node_id}:[/] {problem}", markup=True, highlight=False)
 
 
 def _short_time(epoch: int | None) -> str:

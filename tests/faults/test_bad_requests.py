@@ -12,6 +12,7 @@ import pytest
 from logmr import wire
 from logmr.errors import JobFailed
 from logmr.gearman.client import Client
+from logmr.store import segment
 from tests.cluster import SEMICOMPLETE, LocalCluster, logmr
 from tests.conftest import wait_for
 
@@ -101,3 +102,23 @@ def test_a_node_id_that_is_a_path_is_refused(tmp_path: object) -> None:
     out = logmr("worker", "--data-dir", str(tmp_path), "--node-id", "../../etc")
     assert out.returncode == 2
     assert b"invalid node id" in out.stderr and out.stderr.count(b"\n") == 1
+
+
+def test_a_corrupt_segment_does_not_stop_the_node_and_is_reported(
+        cluster_factory: Callable[..., LocalCluster]) -> None:
+    cluster = cluster_factory(nodes=1)
+    assert cluster.run("ship", str(SEMICOMPLETE)).returncode == 0
+    wait_for(lambda: cluster.run("grep", "-c", "").stdout == b"10000\n", 30, "stored")
+    cluster.stop_worker("node1")
+    # a segment with two records or more: corrupt the first one's body
+    victim, records = next((p, found) for p in (cluster.root / "node1" / "segments").glob(
+        "*.seg") if len(found := segment.scan(str(p), repair=False)) >= 2)
+    loc, meta = records[0]
+    data = bytearray(victim.read_bytes())
+    data[loc.offset + loc.length // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    cluster.start_worker("node1")
+    count = int(cluster.run("grep", "-c", "").stdout)
+    assert count == 10000 - meta.lines  # the corrupt record is lost, the rest is served
+    out = cluster.run("status")
+    assert out.returncode == 0 and b"corrupt" in out.stdout
