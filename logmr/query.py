@@ -108,15 +108,19 @@ class Fanout:
 
 
 def fan_out(client: Client, cluster: Cluster, request: wire.MapRequest,
-            timeout: float | None = None, secret: bytes | None = None) -> Fanout:
+            timeout: float | None = None, secret: bytes | None = None,
+            extra: dict[str, dict[str, Any]] | None = None) -> Fanout:
     """Send ``request`` to every node (each on its own connection), signed with ``secret``
-    when one is given."""
+    when one is given; ``extra`` adds arguments for some nodes."""
     payload = wire.sign(wire.pack_request(request), secret)
     out = Fanout(jobs={})
     for node in cluster.nodes:
+        more = (extra or {}).get(node.node_id)
+        body = payload if not more else wire.sign(wire.pack_request(
+            wire.MapRequest(request.job, {**request.args, **more})), secret)
         try:
             out.jobs[node.node_id] = client.submit(
-                wire.map_function(node.node_id), payload, unique=secrets.token_hex(16),
+                wire.map_function(node.node_id), body, unique=secrets.token_hex(16),
                 server=node.server, timeout=timeout)
         except GearmanError as exc:
             out.failed[node.node_id] = str(exc)

@@ -58,7 +58,7 @@ class Compiled:
     names: tuple[str, ...]  # column name of each capture group, in order
     fast: re.Pattern[bytes]  # whole-batch regex with a fallback group per line
     safe: re.Pattern[bytes]  # the same, never matching across a newline (slower)
-    careful: re.Pattern[bytes] | None  # per-line retry that honours \" escapes
+    careful: re.Pattern[bytes] | None  # per-line retry: \" escapes, a cut-off last field
 
 
 @dataclass
@@ -119,7 +119,12 @@ def compile_format(fmt: str) -> Compiled:
     if tuned is not None:
         source, names = tuned
         safe_source = _tuned(text, _QUOTED_SAFE)[0]  # type: ignore[index]
-        careful = re.compile(_tuned(text, _QUOTED_CAREFUL)[0])  # type: ignore[index]
+        careful_source = _tuned(text, _QUOTED_CAREFUL)[0]  # type: ignore[index]
+        if careful_source.endswith(b'"'):
+            # a line cut off inside its last quoted field (the user agent, in combined)
+            # still parses, with the field as far as it goes, as GoAccess reads it
+            careful_source += b"?"
+        careful = re.compile(careful_source)
     else:
         source, names = _from_apache_log_parser(text)
         safe_source, careful = source, None  # its .*? never crosses a newline

@@ -16,9 +16,9 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from logmr.errors import StoreError, WireError
 from logmr.mapfn.parse import parse_batch
@@ -30,6 +30,7 @@ from logmr.wire import Batch, check_id
 log = logging.getLogger(__name__)
 
 SEGMENT_SUFFIX = ".seg"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class NodeStore:
         self._hours: list[int] = []
         self._done: set[tuple[str, int]] = set()
         self._writers: OrderedDict[int, SegmentWriter] = OrderedDict()
-        self._cache: OrderedDict[tuple[str, int, int], bytes | list[int]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, int, int], Any] = OrderedDict()
         self._cache_size: dict[tuple[str, int, int], int] = {}
         self._cache_used = 0
         self._cache_max = cache_bytes
@@ -250,6 +251,22 @@ class NodeStore:
             if chosen:
                 yield hour, chosen
 
+    def memo(self, record: Record, kind: int, build: Callable[[], T], size: Callable[[T], int]
+             ) -> T:
+        """Something derived from a record (a report frame, say), kept in the same bounded
+        cache as decoded parts; ``kind`` must differ from the segment part numbers."""
+        key = (record.loc.path, record.loc.offset, kind)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                found: T = hit
+                return found
+        value = build()
+        with self._lock:
+            self._cache_put(key, value, size(value))
+        return value
+
     def cached(self, record: Record, part: int) -> bytes | list[int]:
         """A record's lines (bytes) or times (list), from the cache or the disk."""
         key = (record.loc.path, record.loc.offset, part)
@@ -257,7 +274,8 @@ class NodeStore:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
-                return hit
+                part_value: bytes | list[int] = hit
+                return part_value
         if part == segment.LINES:
             value: bytes | list[int] = segment.decode_lines(record.loc, record.meta)
             size = len(value)
@@ -268,7 +286,7 @@ class NodeStore:
             self._cache_put(key, value, size)
         return value
 
-    def _cache_put(self, key: tuple[str, int, int], value: bytes | list[int], size: int) -> None:
+    def _cache_put(self, key: tuple[str, int, int], value: Any, size: int) -> None:
         """Keep a decoded part in the cache (the caller holds the lock)."""
         if size > self._cache_max or key in self._cache:
             return

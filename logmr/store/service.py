@@ -16,13 +16,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import polars as pl
+
 from logmr import wire
 from logmr.errors import LogmrError
 from logmr.gearman.connection import Server
 from logmr.gearman.worker import Job, Worker
-from logmr.mapfn.grep import GrepQuery, count_records, grep_hour
+from logmr.mapfn import frames
+from logmr.mapfn.agents import classify_agent, is_static
+from logmr.mapfn.grep import GrepQuery, count_records, grep_hour, matching_spans
 from logmr.mapfn.pattern import runs_in_linear_time
-from logmr.store.node import NodeStore
+from logmr.mapfn.report import ReportSpec, apply_filters
+from logmr.mapfn.report import map_report as report_partial
+from logmr.store.node import NodeStore, Record
 from logmr.store.runner import MapRunner, Reply
 
 log = logging.getLogger(__name__)
@@ -77,15 +83,70 @@ def map_grep(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
     return {"count": total}
 
 
+def map_records(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
+                ) -> dict[str, Any]:
+    """The (batch id, part) of every record in the range: how the client finds a batch
+    stored on two nodes before a report, so that it counts once."""
+    since, until = _time_arg(args, "since"), _time_arg(args, "until")
+    return {"records": [[r.meta.batch_id, r.meta.part] for _, records in
+                        store.records(since, until) for r in records]}
+
+
 def map_stats(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
               ) -> dict[str, Any]:
     """What this node holds."""
     return store.stats()
 
 
+def is_bot(ua: bytes) -> bool:
+    """True for a known crawler's user agent."""
+    return classify_agent(ua).bot is not None
+
+
+FRAME = 3  # the cache slot of a record's report frame (segment parts are 0-2)
+
+
+def record_frame_of(store: NodeStore, record: Record) -> tuple[pl.DataFrame, int]:
+    """A record's report frame, built once and kept in the node's bounded cache."""
+    return store.memo(record, FRAME, lambda: frames.record_frame(record.columns(), record.ts()),
+                      lambda value: int(value[0].estimated_size()) + 256)
+
+
+def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
+               ) -> dict[str, Any]:
+    """A partial report over this node's lines (see logmr.mapfn.report)."""
+    spec = ReportSpec.from_args({k: v for k, v in args.items() if k != "skip"})
+    skip = {(str(b), int(p)) for b, p in args.get("skip") or ()}
+    f = spec.filters
+    rx = GrepQuery(f.grep).compile() if f.grep is not None else None
+    parts: list[pl.DataFrame] = []
+    unparsed = 0
+    hours = list(store.records(f.since, f.until))
+    for done, (_hour, records) in enumerate(hours):
+        if time.monotonic() > deadline:
+            raise LogmrError("map job exceeded its time budget and was stopped; narrow it "
+                             "with --since/--until")
+        job.send_status(done, len(hours))
+        for record in records:
+            if (f.source_host is not None and record.meta.host != f.source_host) or (
+                    (record.meta.batch_id, record.meta.part) in skip):
+                continue
+            frame, bad = record_frame_of(store, record)
+            if rx is not None:
+                keep = [i for i, _, _ in matching_spans(record.lines(), rx)]
+                frame = frame.filter(pl.col("line").is_in(keep))
+            parts.append(frame)
+            unparsed += bad
+    frame = pl.concat(parts) if parts else frames.empty_frame()
+    frame = apply_filters(frame, f, is_bot)
+    return report_partial(frame, unparsed, spec, is_bot, is_static)
+
+
 MapJob = Callable[[NodeStore, Reply, dict[str, Any], float], dict[str, Any]]
 MAP_JOBS: dict[str, MapJob] = {
     "grep": map_grep,
+    "records": map_records,
+    "report": map_report,
     "stats": map_stats,
 }
 
@@ -93,10 +154,14 @@ MAP_JOBS: dict[str, MapJob] = {
 def runs_inline(request: wire.MapRequest) -> bool:
     """Jobs that cannot run away (stats; grep for a pattern without repetition, which
     cannot backtrack) skip the fork and check the budget between hours instead."""
-    if request.job == "stats":
+    if request.job in ("stats", "records"):
         return True
     if request.job == "grep":
         return runs_in_linear_time(grep_query(request.args).compile())
+    if request.job == "report":
+        f = ReportSpec.from_args(request.args).filters
+        return all(runs_in_linear_time(GrepQuery(p).compile()) for p in (f.grep, f.url)
+                   if p is not None)
     return False
 
 

@@ -1,0 +1,163 @@
+"""``logmr report`` as library calls: on the cluster (map on every node, reduce here) or
+on files (the same map and reduce, in this process)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from logmr import wire
+from logmr.errors import LogmrError
+from logmr.gearman.client import Client
+from logmr.gearman.connection import Server
+from logmr.mapfn import frames
+from logmr.mapfn.agents import classify_agent, is_static
+from logmr.mapfn.grep import GrepQuery, matching_spans
+from logmr.mapfn.parse import parse_batch
+from logmr.mapfn.report import ReportSpec, apply_filters, map_report
+from logmr.query import discover, fan_out, require_nodes
+from logmr.reduce.report import Merged, panels
+from logmr.timeutil import ClfClock
+
+CHUNK = 4 << 20
+
+
+@dataclass
+class ReportResult:
+    """The report, and which nodes (or job servers) are missing from it."""
+
+    data: dict[str, Any]
+    failed: dict[str, str] = field(default_factory=dict)
+    servers_down: dict[str, str] = field(default_factory=dict)
+
+
+def finalize(merged: Merged, spec: ReportSpec) -> dict[str, Any]:
+    """The JSON-shaped report: one key per report, named like its flag."""
+    data = panels(merged, spec)
+    if spec.click:
+        from logmr.reduce.clicks import click_reports
+
+        data.update(click_reports(merged.pages, spec))
+    return data
+
+
+def _is_bot(ua: bytes) -> bool:
+    return classify_agent(ua).bot is not None
+
+
+# -- the cluster --------------------------------------------------------------------------
+
+def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None = None,
+                   timeout: float | None = 300.0) -> ReportResult:
+    """Map the report on every live node; merge the partials here.
+
+    A batch stored on two nodes (delivered twice after a crash) must count once: the nodes
+    first list the records they hold in the range, and every node but one is told to skip
+    each record held more than once.
+    """
+    cluster = discover(servers)
+    require_nodes(cluster, servers)
+    client = Client(servers)
+    try:
+        f = spec.filters
+        listing = _collect(fan_out(client, cluster, wire.MapRequest(
+            "records", {"since": f.since, "until": f.until}), timeout, secret))
+        skip = _skips(listing.results)
+        fan = fan_out(client, cluster, wire.MapRequest("report", spec.to_args()), timeout,
+                      secret, extra={n: {"skip": s} for n, s in skip.items()})
+        answered = _collect(fan)
+    finally:
+        client.close()
+    merged = Merged()
+    for node_id in sorted(answered.results):
+        merged.add(answered.results[node_id], node_id)
+    failed = {**listing.failed, **answered.failed}
+    return ReportResult(finalize(merged, spec), failed, cluster.servers_down)
+
+
+@dataclass
+class _Answers:
+    results: dict[str, dict[str, Any]]
+    failed: dict[str, str]
+
+
+def _collect(fan: Any) -> _Answers:
+    fan.finish()
+    results = {}
+    for node_id, result in fan.results.items():
+        result = dict(result)
+        result.pop("v", None)
+        results[node_id] = result
+    return _Answers(results, dict(fan.failed))
+
+
+def _skips(listings: dict[str, dict[str, Any]]) -> dict[str, list[list[Any]]]:
+    """For every record held by several nodes, all holders but the first (by node id)."""
+    owner: dict[tuple[str, int], str] = {}
+    skip: dict[str, list[list[Any]]] = {}
+    for node_id in sorted(listings):
+        for batch_id, part in listings[node_id].get("records", []):
+            key = (batch_id, part)
+            if key in owner:
+                skip.setdefault(node_id, []).append([batch_id, part])
+            else:
+                owner[key] = node_id
+    return skip
+
+
+# -- files --------------------------------------------------------------------------------
+
+def file_report(paths: Iterable[str], spec: ReportSpec, fmt: str = "combined") -> ReportResult:
+    """The same report over log files, in this process (no cluster)."""
+    rx = GrepQuery(spec.filters.grep).compile() if spec.filters.grep is not None else None
+    clock = ClfClock()
+    parts: list[pl.DataFrame] = []
+    unparsed = 0
+    for blob in _chunks(paths):
+        parsed = parse_batch(blob, fmt, clock)
+        frame, bad = frames.record_frame(parsed.columns, parsed.ts)
+        if rx is not None:
+            keep = [i for i, _, _ in matching_spans(blob if blob.endswith(b"\n") else
+                                                    blob + b"\n", rx)]
+            frame = frame.filter(pl.col("line").is_in(keep))
+        parts.append(frame)
+        unparsed += bad
+    frame = pl.concat(parts) if parts else frames.empty_frame()
+    frame = apply_filters(frame, spec.filters, _is_bot)
+    merged = Merged()
+    merged.add(map_report(frame, unparsed, spec, _is_bot, is_static))
+    return ReportResult(finalize(merged, spec))
+
+
+def _chunks(paths: Iterable[str]) -> Iterator[bytes]:
+    """Whole lines from the files, about CHUNK bytes at a time ('-' is stdin; .gz is read
+    through gzip)."""
+    for path in paths:
+        try:
+            stream = _open(path)
+        except OSError as exc:
+            raise LogmrError(f"cannot read {path}: {exc.strerror or exc}") from None
+        with stream:
+            rest = b""
+            while data := stream.read(CHUNK):
+                data = rest + data
+                cut = data.rfind(b"\n") + 1
+                rest = data[cut:]
+                if cut:
+                    yield data[:cut]
+            if rest:
+                yield rest + b"\n"
+
+
+def _open(path: str) -> Any:
+    if path == "-":
+        return os.fdopen(os.dup(0), "rb")
+    if path.endswith(".gz"):
+        import gzip
+
+        return gzip.open(path, "rb")
+    return open(path, "rb")  # noqa: SIM115 - closed by the caller's with
