@@ -106,6 +106,24 @@ def parse_when(text: str, now: float | None = None) -> int:
     return int(when.timestamp())
 
 
+def parse_span(text: str) -> int:
+    """A length of time: ``90s``, ``30m``, ``1h``, ``2d``, ``1w``, or plain seconds.
+
+    >>> parse_span("30m"), parse_span("45")
+    (1800, 45)
+    """
+    m = _RELATIVE.match(text)
+    if m:
+        seconds = int(float(m.group(1)) * _UNITS[m.group(2)])
+    elif text.strip().isdigit():
+        seconds = int(text)
+    else:
+        raise ConfigError(f"cannot read span {text!r}: use 90s, 30m, 1h or 2d")
+    if seconds <= 0:
+        raise ConfigError(f"span {text!r} must be longer than zero")
+    return seconds
+
+
 def format_epoch(epoch: int) -> str:
     """ISO-8601 in UTC, for output meant for people and JSON."""
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -18,7 +18,8 @@ from logmr import __version__
 from logmr.errors import LogmrError
 
 COMMANDS = {"ship": "logmr.cli.ship", "worker": "logmr.cli.worker",
-            "grep": "logmr.cli.grep", "status": "logmr.cli.status"}
+            "grep": "logmr.cli.grep", "report": "logmr.cli.report",
+            "status": "logmr.cli.status"}
 
 
 class LazyGroup(click.Group):

@@ -99,7 +99,7 @@ class ReportSpec:
         try:
             f = dict(args.get("filters") or {})
             f["status"] = tuple((int(lo), int(hi)) for lo, hi in f.get("status", ()))
-            data = dict(args)
+            data = {k: v for k, v in args.items() if k != "skip"}  # skip: see the node
             data["filters"] = Filters(**f)
             data["reports"] = tuple(str(r) for r in args["reports"])
             data["funnel"] = tuple(bytes(s) for s in args.get("funnel", ()))

@@ -115,7 +115,7 @@ def record_frame_of(store: NodeStore, record: Record) -> tuple[pl.DataFrame, int
 def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
                ) -> dict[str, Any]:
     """A partial report over this node's lines (see logmr.mapfn.report)."""
-    spec = ReportSpec.from_args({k: v for k, v in args.items() if k != "skip"})
+    spec = ReportSpec.from_args(args)
     skip = {(str(b), int(p)) for b, p in args.get("skip") or ()}
     f = spec.filters
     rx = GrepQuery(f.grep).compile() if f.grep is not None else None

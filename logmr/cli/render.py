@@ -1,0 +1,111 @@
+"""Render a report: rich tables on a terminal, JSON, CSV, or one self-contained HTML page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from typing import Any
+
+TITLES = {
+    "summary": "Summary", "top_urls": "Top URLs", "pages": "Pages", "static": "Static files",
+    "not_found": "Not found (404)", "hosts": "Hosts", "os": "Operating systems",
+    "browsers": "Browsers", "visit_times": "Visit times", "status": "Status codes",
+    "referrers": "Referrers", "referring_sites": "Referring sites", "vhosts": "Virtual hosts",
+    "user_agents": "User agents", "methods": "Methods", "bots": "Crawlers",
+    "sessions": "Visits", "entry_pages": "Entry pages", "exit_pages": "Exit pages",
+    "paths": "Paths", "transitions": "Transitions", "funnel": "Funnel",
+}
+
+
+def render(data: dict[str, Any], fmt: str, output: str | None) -> None:
+    """Write ``data`` in ``fmt`` to ``output`` (a path) or stdout."""
+    if fmt == "json":
+        text = json.dumps(data, indent=2) + "\n"
+    elif fmt == "csv":
+        text = to_csv(data)
+    elif fmt == "html":
+        from logmr.cli.html import to_html
+
+        text = to_html(data)
+    else:
+        text = ""
+    if fmt == "table":
+        _tables(data, output)
+        return
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def rows_of(name: str, value: Any) -> list[dict[str, Any]]:
+    """Any report as a list of flat rows (key/value pairs for the single-object ones)."""
+    if isinstance(value, list):
+        return [{k: (" > ".join(v) if isinstance(v, list) else v) for k, v in row.items()}
+                for row in value]
+    if name == "transitions":
+        return ([{"direction": "previous", **r} for r in value.get("previous", [])]
+                + [{"direction": "next", **r} for r in value.get("next", [])])
+    flat: list[dict[str, Any]] = []
+    for key, item in value.items():
+        if isinstance(item, dict):
+            flat.extend({"name": f"{key}.{k}", "value": v} for k, v in item.items()
+                        if not isinstance(v, dict))
+        else:
+            flat.append({"name": key, "value": item})
+    return flat
+
+
+def to_csv(data: dict[str, Any]) -> str:
+    """One CSV: a ``report`` column, then each report's own columns."""
+    out = io.StringIO()
+    for name, value in data.items():
+        rows = rows_of(name, value)
+        if not rows:
+            continue
+        fields = ["report", *rows[0].keys()]
+        writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({"report": name, **row})
+    return out.getvalue()
+
+
+def _tables(data: dict[str, Any], output: str | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    stream = open(output, "w", encoding="utf-8") if output else None  # noqa: SIM115
+    console = Console(file=stream, width=None if stream is None else 120)
+    try:
+        for name, value in data.items():
+            rows = rows_of(name, value)
+            table = Table(title=TITLES.get(name, name), title_justify="left")
+            if not rows:
+                console.print(table)
+                continue
+            columns = [c for c in rows[0] if c != "visitors_exact"]
+            for col in columns:
+                numeric = isinstance(rows[0][col], int | float) and not isinstance(
+                    rows[0][col], bool)
+                table.add_column(col, justify="right" if numeric else "left",
+                                 overflow="fold", max_width=70 if not numeric else None)
+            for row in rows:
+                table.add_row(*(_cell(row.get(c), c, row) for c in columns))
+            console.print(table)
+    finally:
+        if stream is not None:
+            stream.close()
+
+
+def _cell(value: Any, column: str, row: dict[str, Any]) -> str:
+    if column == "visitors" and row.get("visitors_exact") is False:
+        return f"~{value:,}"
+    if column == "share":
+        return f"{value:.2f}%"
+    if isinstance(value, int) and not isinstance(value, bool) and column not in ("status",):
+        return f"{value:,}"
+    return "" if value is None else str(value)

@@ -1,0 +1,156 @@
+"""``logmr report``: summaries and click analysis, from every node or from files."""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+import click
+
+from logmr.cli.options import secret_option, servers_option, time_range_options
+from logmr.errors import ConfigError
+from logmr.gearman.connection import Server
+from logmr.mapfn.report import CLICK, PANELS, Filters, ReportSpec
+from logmr.timeutil import parse_span
+
+FLAGS = {
+    "summary": "requests, unique visitors, bandwidth, time span, unparsed lines, per node",
+    "top-urls": "every request by URL (static files and errors included)",
+    "pages": "--top-urls without static files",
+    "static": "static files (css, js, images...)",
+    "not-found": "URLs answered 404",
+    "hosts": "client IPs",
+    "os": "operating systems",
+    "browsers": "browsers",
+    "visit-times": "hits per hour (or --interval)",
+    "status": "status codes",
+    "referrers": "referring URLs",
+    "referring-sites": "referring hosts",
+    "vhosts": "virtual hosts (formats with %v)",
+    "user-agents": "user agents",
+    "methods": "request methods",
+    "bots": "known crawlers",
+    "sessions": "visits: count, pages per visit, duration buckets, bounce rate",
+    "entry-pages": "first page of each visit",
+    "exit-pages": "last page of each visit",
+    "paths": "most common page sequences",
+}
+DEFAULT = ("summary", "top_urls", "status")
+_STATUS = re.compile(r"^([1-5])xx$|^(\d{3})$")
+
+
+def _report_flags(f: Any) -> Any:
+    for flag, text in reversed(FLAGS.items()):
+        f = click.option(f"--{flag}", flag.replace("-", "_"), is_flag=True, help=text)(f)
+    return f
+
+
+def parse_status(text: str) -> tuple[tuple[int, int], ...]:
+    """``5xx``, ``404``, ``4xx,5xx`` as inclusive ranges."""
+    ranges = []
+    for item in text.split(","):
+        m = _STATUS.match(item.strip().lower())
+        if m is None:
+            raise ConfigError(f"cannot read status {item!r}: use 404, 5xx or a list like "
+                              "4xx,503")
+        ranges.append((int(m.group(1)) * 100, int(m.group(1)) * 100 + 99) if m.group(1)
+                      else (int(m.group(2)), int(m.group(2))))
+    return tuple(ranges)
+
+
+@click.command("report")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@_report_flags
+@click.option("--all", "everything", is_flag=True, help="Every report above.")
+@click.option("--transitions", metavar="URL", help="Previous and next pages of URL.")
+@click.option("--funnel", metavar="/a,/b,/c", help="Visits reaching each step, in order.")
+@servers_option
+@secret_option
+@time_range_options
+@click.option("--grep", metavar="PATTERN", help="Only lines matching PATTERN (a regex).")
+@click.option("--url", metavar="PATTERN", help="Only requests whose URL matches PATTERN.")
+@click.option("--only-status", metavar="CODES",
+              help="Only these statuses: 404, 5xx, 4xx,503 (the --status report counts "
+                   "them).")
+@click.option("--host", "source_host", metavar="NAME",
+              help="Only lines shipped from this host (ship --host).")
+@click.option("--exclude-bots", is_flag=True, help="Leave known crawlers out.")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1),
+              help="Rows per report.")
+@click.option("--interval", default="1h", show_default=True, metavar="SPAN",
+              help="Bucket of --visit-times: 10m, 1h, 1d.")
+@click.option("--visitor-key", type=click.Choice(["ip", "ip+ua", "ip+ua+date"]),
+              default="ip+ua", show_default=True, help="Who a visitor is, for visits.")
+@click.option("--session-timeout", default="30m", show_default=True, metavar="SPAN",
+              help="A visit ends after this long without a page view.")
+@click.option("--include-static", is_flag=True, help="Count static files as page views.")
+@click.option("--include-bots", is_flag=True, help="Count crawlers' visits.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
+              default="table", show_default=True, help="Output format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write to this file instead of stdout.")
+@click.option("--log-format", default="combined", show_default=True, metavar="FORMAT",
+              help="Format of FILES (file mode).")
+@click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(1),
+              help="Seconds a node may stay silent before it is counted as missing.")
+def command(files: tuple[str, ...], everything: bool, transitions: str | None,
+            funnel: str | None, servers: list[Server], secret: bytes | None,
+            since: int | None, until: int | None, grep: str | None, url: str | None,
+            only_status: str | None, source_host: str | None, exclude_bots: bool,
+            limit: int, interval: str, visitor_key: str, session_timeout: str,
+            include_static: bool, include_bots: bool, fmt: str, output: str | None,
+            log_format: str, timeout: float, **flags: bool) -> int:
+    """Summaries and click analysis of the stored logs, from every storage node, or
+    of FILES with no cluster at all (FILE arguments always mean file mode).
+
+    \b
+    logmr report --summary --top-urls --status
+    logmr report --all --since 1d --format html -o report.html
+    logmr report --sessions --entry-pages --exit-pages --exclude-bots
+    logmr report --funnel /cart,/checkout,/thanks --since 7d
+    logmr report --top-urls --only-status 5xx access.log.gz
+
+    Several reports run in one pass over the data. --format json gives one key per
+    report, named like its flag with _ for - (see README for the schema).
+    """
+    names = [n for n, on in flags.items() if on]
+    if everything:
+        names = list(PANELS) + [c for c in CLICK if c not in ("transitions", "funnel")]
+    if transitions:
+        names.append("transitions")
+    if funnel:
+        names.append("funnel")
+    chosen = tuple(dict.fromkeys(names)) or DEFAULT
+    filters = Filters(since=since, until=until,
+                      grep=grep.encode("utf-8", "surrogateescape") if grep else None,
+                      url=url.encode("utf-8", "surrogateescape") if url else None,
+                      status=parse_status(only_status) if only_status else (),
+                      source_host=source_host, exclude_bots=exclude_bots)
+    spec = ReportSpec(
+        reports=chosen, limit=limit, interval=parse_span(interval),
+        visitor_key=visitor_key, session_timeout=parse_span(session_timeout),
+        transitions=transitions.encode() if transitions else None,
+        funnel=tuple(s.strip().encode() for s in funnel.split(",") if s.strip())
+        if funnel else (), include_static=include_static, include_bots=include_bots,
+        filters=filters)
+    if files:
+        from logmr.report import file_report
+
+        result = file_report(files, spec, fmt=log_format)
+    else:
+        from logmr.report import cluster_report
+
+        result = cluster_report(servers, spec, secret=secret, timeout=timeout)
+    from logmr.cli.render import render
+
+    render(result.data, fmt, output)
+    for server, reason in result.servers_down.items():
+        sys.stderr.write(f"logmr: warning: job server {server} is down ({reason}); nodes "
+                         "registered only there are not included\n")
+    for node, reason in result.failed.items():
+        sys.stderr.write(f"logmr: node {node} did not answer: {reason}\n")
+    if result.failed:
+        sys.stderr.write("logmr: the report is partial\n")
+        return 2
+    return 0

@@ -1,0 +1,136 @@
+"""Reports against their peers on the real sample logs, and the same results from a
+two-node cluster, a one-node cluster and file mode."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster import HACKERS, SEMICOMPLETE, LocalCluster, logmr
+from tests.conftest import wait_for
+
+SAMPLES = [SEMICOMPLETE, HACKERS]
+
+
+def report(*args: str, servers: str | None = None) -> dict[str, Any]:
+    out = logmr("report", "--format", "json", *args, servers=servers)
+    assert out.returncode == 0, out.stderr
+    data: dict[str, Any] = json.loads(out.stdout)
+    data.get("summary", {}).pop("nodes", None)  # which node held what differs, rightly
+    return data
+
+
+def awk_counts(path: Path, field: int) -> list[tuple[int, str]]:
+    """`awk '{print $N}' FILE | sort | uniq -c | sort -rn`, as pairs."""
+    out = subprocess.run(f"awk '{{print ${field}}}' {path} | sort | uniq -c | sort -rn",
+                         shell=True, capture_output=True, check=True).stdout
+    return [(int(n), key) for n, key in (ln.split(None, 1) for ln in
+                                                   out.decode().splitlines())]
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_top_urls_and_status_equal_the_awk_pipeline(path: Path) -> None:
+    data = report("--top-urls", "--status", "--limit", "15", str(path))
+    awk = dict((key, n) for n, key in awk_counts(path, 7))
+    top = data["top_urls"]
+    assert len(top) == 15
+    assert [row["hits"] for row in top] == [n for n, _ in awk_counts(path, 7)[:15]]
+    assert all(row["hits"] == awk[row["url"]] for row in top)
+    status = {str(row["status"]): row["hits"] for row in data["status"]}
+    assert status == {key: n for n, key in awk_counts(path, 9)}
+
+
+@pytest.mark.skipif(shutil.which("goaccess") is None, reason="goaccess is not installed")
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_summary_equals_goaccess(path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "goaccess.json"
+    subprocess.run(["goaccess", str(path), "--log-format=COMBINED", "-o", str(out)],
+                   capture_output=True, check=True)
+    general = json.loads(out.read_text())["general"]
+    summary = report("--summary", str(path))["summary"]
+    assert summary["unique_visitors"] == general["unique_visitors"]
+    assert summary["requests"] == general["valid_requests"]
+    assert summary["bytes"] == general["bandwidth"]
+
+
+def test_file_mode_and_clusters_of_one_and_two_nodes_agree(
+        cluster_factory: Callable[..., LocalCluster], tmp_path: Path) -> None:
+    both = tmp_path / "both.log"
+    both.write_bytes(SEMICOMPLETE.read_bytes() + HACKERS.read_bytes())
+    args = ("--all", "--limit", "20", "--funnel", "/,/articles/", "--transitions", "/")
+    in_file = report(*args, str(both))
+    for nodes in (1, 2):
+        cluster = cluster_factory(nodes=nodes)
+        for path in SAMPLES:
+            assert cluster.run("ship", str(path)).returncode == 0
+        wait_for(lambda c=cluster: c.run("grep", "-c", "").stdout == b"13456\n", 30,
+                 "all lines stored")
+        in_cluster = report(*args, servers=cluster.servers)
+        assert in_cluster == in_file, nodes
+        cluster.stop()
+    assert in_file["summary"]["requests"] == 13456
+    assert set(in_file) >= {"summary", "top_urls", "sessions", "entry_pages", "exit_pages",
+                            "paths", "funnel", "transitions", "os", "browsers", "bots"}
+
+
+def test_a_batch_on_two_nodes_counts_once_in_reports(cluster: LocalCluster) -> None:
+    from logmr import wire
+    from logmr.gearman.client import Client
+
+    lines = b"".join(HACKERS.read_bytes().splitlines(keepends=True)[:200])
+    payload = wire.pack_batch(wire.Batch("dup-report-1", "web1", "combined", lines))
+    client = Client([cluster.gearmand.server])
+    try:
+        for node in ("node1", "node2"):
+            other = "node2" if node == "node1" else "node1"
+            cluster.stop_worker(other)
+            client.submit_background(wire.STORE_FUNCTION, payload, f"dup-report-via-{node}")
+            cluster.wait_stored(200)
+            cluster.start_worker(other)
+    finally:
+        client.close()
+    path = cluster.root / "lines.log"
+    path.write_bytes(lines)
+    assert report("--all", servers=cluster.servers) == report("--all", str(path))
+
+
+def test_filters(tmp_path: Path) -> None:
+    path = str(SEMICOMPLETE)
+    errors = report("--summary", "--only-status", "4xx,5xx", path)["summary"]["requests"]
+    awk = sum(n for n, key in awk_counts(SEMICOMPLETE, 9) if key[0] in "45")
+    assert errors == awk
+    css = report("--top-urls", "--url", r"\.css$", "--limit", "1000", path)["top_urls"]
+    assert css and all(row["url"].endswith(".css") for row in css)
+    grep = report("--summary", "--grep", "Googlebot", path)["summary"]["requests"]
+    assert grep == SEMICOMPLETE.read_bytes().count(b"Googlebot")
+    day = report("--summary", "--since", "2015-05-18T00:00:00+00:00", "--until",
+                 "2015-05-19T00:00:00+00:00", path)["summary"]
+    assert day["first"].startswith("2015-05-18") and day["last"].startswith("2015-05-18")
+    no_bots = report("--bots", "--exclude-bots", path)["bots"]
+    assert no_bots == []
+
+
+def test_outputs_and_errors(tmp_path: Path) -> None:
+    path = str(HACKERS)
+    csv_out = logmr("report", "--format", "csv", "--top-urls", path)
+    assert csv_out.returncode == 0
+    assert csv_out.stdout.splitlines()[0] == b"report,url,hits,visitors,visitors_exact,bytes,share"
+    page = tmp_path / "r.html"
+    assert logmr("report", "--all", "--format", "html", "-o", str(page), path).returncode == 0
+    text = page.read_text()
+    assert "<svg" in text and "chart-traffic" in text and "http" not in text.split(
+        "<body>")[0]
+    table = logmr("report", path)
+    assert table.returncode == 0 and b"Top URLs" in table.stdout
+    for bad in (["--only-status", "abc"], ["--interval", "soon"], ["--no-such-flag"],
+                ["--visitor-key", "mac"]):
+        out = logmr("report", *bad, path)
+        assert out.returncode == 2 and out.stderr.count(b"\n") == 1, (bad, out.stderr)
+    missing = logmr("report", "/no/such/file.log")
+    assert missing.returncode == 2 and missing.stderr.count(b"\n") == 1
