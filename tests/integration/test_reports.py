@@ -134,3 +134,43 @@ def test_outputs_and_errors(tmp_path: Path) -> None:
         assert out.returncode == 2 and out.stderr.count(b"\n") == 1, (bad, out.stderr)
     missing = logmr("report", "/no/such/file.log")
     assert missing.returncode == 2 and missing.stderr.count(b"\n") == 1
+
+
+def _click_args(truth: dict[str, Any]) -> tuple[str, ...]:
+    steps = ",".join(s["step"] for s in truth["funnel"])
+    return ("--sessions", "--entry-pages", "--exit-pages", "--paths", "--funnel", steps,
+            "--transitions", truth["transitions"]["url"], "--limit", "1000000")
+
+
+def _check_clicks(data: dict[str, Any], truth: dict[str, Any]) -> None:
+    assert data["sessions"] == truth["sessions"]
+    assert {r["url"]: r["sessions"] for r in data["entry_pages"]} == truth["entry_pages"]
+    assert {r["url"]: r["sessions"] for r in data["exit_pages"]} == truth["exit_pages"]
+    assert data["paths"] == truth["paths"]
+    assert data["funnel"] == truth["funnel"]
+    assert data["transitions"] == truth["transitions"]
+
+
+@pytest.fixture(scope="module")
+def visits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """A generated log whose visits are known by construction, and the true answer."""
+    import sys
+
+    root = tmp_path_factory.mktemp("visits")
+    log = root / "visits.log"
+    subprocess.run([sys.executable, str(Path(__file__).resolve().parents[2] / "bench" /
+                                        "genvisits.py"), "30000", str(log),
+                    "--funnel", "/,/products,/cart"], check=True, capture_output=True)
+    truth: dict[str, Any] = json.loads((root / "visits.truth.json").read_text())
+    return log, truth
+
+
+def test_click_analysis_equals_the_known_visits(visits: tuple[Path, dict[str, Any]],
+                                                cluster: LocalCluster) -> None:
+    log, truth = visits
+    assert truth["sessions"]["count"] > 1000 and truth["funnel"][-1]["visits"] > 0
+    _check_clicks(report(*_click_args(truth), str(log)), truth)
+    assert cluster.run("ship", str(log)).returncode == 0
+    total = truth["totals"]["lines"]
+    wait_for(lambda: cluster.run("grep", "-c", "").stdout == b"%d\n" % total, 60, "stored")
+    _check_clicks(report(*_click_args(truth), servers=cluster.servers), truth)
