@@ -12,7 +12,7 @@ import polars as pl
 
 from logmr import wire
 from logmr.errors import LogmrError
-from logmr.gearman.client import Client
+from logmr.gearman.client import Client, ForegroundJob
 from logmr.gearman.connection import Server
 from logmr.mapfn import frames
 from logmr.mapfn.agents import classify_agent, is_static
@@ -69,14 +69,26 @@ def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None
         skip = _skips(listing.results)
         fan = fan_out(client, cluster, wire.MapRequest("report", spec.to_args()), timeout,
                       secret, extra={n: {"skip": s} for n, s in skip.items()})
-        answered = _collect(fan)
+        merged = Merged()
+        failed = {**listing.failed, **fan.failed}
+        for node_id in sorted(fan.jobs):
+            try:
+                _fold(fan.jobs[node_id], node_id, merged)
+            except LogmrError as exc:
+                failed[node_id] = str(exc)
     finally:
         client.close()
-    merged = Merged()
-    for node_id in sorted(answered.results):
-        merged.add(answered.results[node_id], node_id)
-    failed = {**listing.failed, **answered.failed}
     return ReportResult(finalize(merged, spec), failed, cluster.servers_down)
+
+
+def _fold(job: ForegroundJob, node_id: str, merged: Merged) -> None:
+    """Merge one node's answer: its page streams as they come, then its partial."""
+    with job:
+        for chunk in job:
+            visitor, ts, url = wire.unpack_rows(chunk)
+            merged.add_pages({"visitor": visitor, "ts": ts, "url": url})
+        result = wire.unpack_result(job.result)
+    merged.add(result, node_id)
 
 
 @dataclass
@@ -115,8 +127,8 @@ def file_report(paths: Iterable[str], spec: ReportSpec, fmt: str = "combined") -
     """The same report over log files, in this process (no cluster)."""
     rx = GrepQuery(spec.filters.grep).compile() if spec.filters.grep is not None else None
     clock = ClfClock()
-    parts: list[pl.DataFrame] = []
-    unparsed = 0
+    merged = Merged()
+    got_any = False
     for blob in _chunks(paths):
         parsed = parse_batch(blob, fmt, clock)
         frame, bad = frames.record_frame(parsed.columns, parsed.ts)
@@ -124,12 +136,11 @@ def file_report(paths: Iterable[str], spec: ReportSpec, fmt: str = "combined") -
             keep = [i for i, _, _ in matching_spans(blob if blob.endswith(b"\n") else
                                                     blob + b"\n", rx)]
             frame = frame.filter(pl.col("line").is_in(keep))
-        parts.append(frame)
-        unparsed += bad
-    frame = pl.concat(parts) if parts else frames.empty_frame()
-    frame = apply_filters(frame, spec.filters, _is_bot)
-    merged = Merged()
-    merged.add(map_report(frame, unparsed, spec, _is_bot, is_static))
+        frame = apply_filters(frame, spec.filters, _is_bot)
+        merged.add(map_report(frame, bad, spec, _is_bot, is_static))
+        got_any = True
+    if not got_any:
+        merged.add(map_report(frames.empty_frame(), 0, spec, _is_bot, is_static))
     return ReportResult(finalize(merged, spec))
 
 

@@ -50,6 +50,20 @@ class Merged:
             self.pages[name].extend(values)
 
 
+    def add_pages(self, pages: dict[str, list[Any]]) -> None:
+        """Fold in a page stream sent on its own."""
+        for name, values in pages.items():
+            self.pages[name].extend(values)
+
+    def to_partial(self) -> dict[str, Any]:
+        """Back to the partial form (without pages): a node's combiner sends this."""
+        return {"summary": {"requests": self.requests, "bytes": self.bytes,
+                            "unparsed": self.unparsed, "t0": self.t0, "t1": self.t1,
+                            "visitors": list(self.visitors)},
+                "dims": {dim: [[k, row[0], row[1], sorted(row[2])[:KMV]]
+                               for k, row in rows.items()] for dim, rows in self.dims.items()}}
+
+
 def merge_rows(into: dict[Any, Row], rows: Iterable[list[Any]]) -> None:
     """Add ``[key, hits, bytes, kmv]`` rows into ``into``."""
     for key, hits, nbytes, kmv in rows:

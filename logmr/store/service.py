@@ -28,6 +28,7 @@ from logmr.mapfn.grep import GrepQuery, count_records, grep_hour, matching_spans
 from logmr.mapfn.pattern import runs_in_linear_time
 from logmr.mapfn.report import ReportSpec, apply_filters
 from logmr.mapfn.report import map_report as report_partial
+from logmr.reduce.report import Merged
 from logmr.store.node import NodeStore, Record
 from logmr.store.runner import MapRunner, Reply
 
@@ -112,15 +113,31 @@ def record_frame_of(store: NodeStore, record: Record) -> tuple[pl.DataFrame, int
                       lambda value: int(value[0].estimated_size()) + 256)
 
 
+CHUNK_ROWS = 250_000  # lines aggregated at a time: memory stays flat as the data grows
+
+
 def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
                ) -> dict[str, Any]:
-    """A partial report over this node's lines (see logmr.mapfn.report)."""
+    """A partial report over this node's lines (see logmr.mapfn.report), aggregated a
+    chunk at a time and combined here; click analysis page streams go out as WORK_DATA."""
     spec = ReportSpec.from_args(args)
     skip = {(str(b), int(p)) for b, p in args.get("skip") or ()}
     f = spec.filters
     rx = GrepQuery(f.grep).compile() if f.grep is not None else None
-    parts: list[pl.DataFrame] = []
-    unparsed = 0
+    combined = Merged()
+    chunk: list[pl.DataFrame] = []
+    rows = unparsed = 0
+
+    def flush() -> None:
+        nonlocal chunk, rows, unparsed
+        frame = apply_filters(pl.concat(chunk) if chunk else frames.empty_frame(), f, is_bot)
+        partial = report_partial(frame, unparsed, spec, is_bot, is_static)
+        pages = partial.pop("pages", None)
+        combined.add(partial)
+        if pages and pages["ts"]:
+            job.send_data(wire.pack_rows([pages["visitor"], pages["ts"], pages["url"]]))
+        chunk, rows, unparsed = [], 0, 0
+
     hours = list(store.records(f.since, f.until))
     for done, (_hour, records) in enumerate(hours):
         if time.monotonic() > deadline:
@@ -135,11 +152,13 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
             if rx is not None:
                 keep = [i for i, _, _ in matching_spans(record.lines(), rx)]
                 frame = frame.filter(pl.col("line").is_in(keep))
-            parts.append(frame)
+            chunk.append(frame)
+            rows += frame.height
             unparsed += bad
-    frame = pl.concat(parts) if parts else frames.empty_frame()
-    frame = apply_filters(frame, f, is_bot)
-    return report_partial(frame, unparsed, spec, is_bot, is_static)
+            if rows >= CHUNK_ROWS:
+                flush()
+    flush()
+    return combined.to_partial()
 
 
 MapJob = Callable[[NodeStore, Reply, dict[str, Any], float], dict[str, Any]]
