@@ -1,11 +1,15 @@
 """`make bench`: logmr against its peers on the same generated log, in the same run.
 
-1. Generate a combined log (default 1M lines) with current timestamps.
+1. Generate a combined log of realistic visits (default 1M lines, bench/genvisits.py).
 2. GoAccess parses it (`goaccess FILE --log-format=COMBINED -o report.json`): lines/s.
 3. A local cluster (gearmand + 2 storage nodes) ingests it: `logmr ship FILE`, timed until
    every line is durably stored: lines/s. Target: at least 5x GoAccess.
 4. `logmr grep -c PATTERN` against GNU `grep -c PATTERN` on the file (in the page cache),
    best of several runs. Target: within 3x of GNU grep's time.
+5. `logmr report --all` over the stored lines against GoAccess's full JSON report of the
+   file (target: 10x faster), `--top-urls` against `awk '{print $7}' | sort | uniq -c |
+   sort -rn` (target: faster), `--sessions` (target: under GoAccess's time), and the
+   storage nodes' peak memory at 1M lines and again after growing to --grow-to lines.
 
 Figures go to stdout and to bench/out/results.json.
 """
@@ -26,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 LOGMR = [sys.executable, "-m", "logmr"]
-PATTERNS = ["GET /presentations", "talk-3/", '" 500 ']
+PATTERNS = ["GET /products", "Googlebot", '" 404 ']
 
 
 def free_port() -> int:
@@ -62,10 +66,67 @@ def wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyp
         time.sleep(0.05)
 
 
+def peak_rss_mb(proc: subprocess.Popen[bytes]) -> float:
+    """A process's peak resident memory (VmHWM), in MB."""
+    with open(f"/proc/{proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def bench_reports(log: Path, env: dict[str, str], args: argparse.Namespace,
+                  goaccess_s: float, workers: list[subprocess.Popen[bytes]]
+                  ) -> dict[str, object]:
+    """logmr report against GoAccess and the awk pipeline."""
+    awk_cmd = ["sh", "-c", f"awk '{{print $7}}' {log} | sort | uniq -c | sort -rn | head -10"]
+    awk, _, _ = best_of(args.runs, awk_cmd)
+    out: dict[str, object] = {"goaccess_s": goaccess_s, "awk_top_urls_s": awk}
+    for name, flags in (("all", ["--all"]), ("top_urls", ["--top-urls"]),
+                        ("sessions", ["--sessions"])):
+        best, first, _ = best_of(args.runs, LOGMR + ["report", "--format", "json", *flags],
+                                 env=env)
+        out[f"{name}_s"], out[f"{name}_first_s"] = best, first
+    print(f"report --all: {out['all_s']:.2f} s (first {out['all_first_s']:.2f} s) vs GoAccess "
+          f"{goaccess_s:.2f} s = {goaccess_s / out['all_s']:.1f}x faster (first run "
+          f"{goaccess_s / out['all_first_s']:.1f}x; target >= 10x)")
+    print(f"report --top-urls: {out['top_urls_s'] * 1000:.0f} ms (first "
+          f"{out['top_urls_first_s'] * 1000:.0f} ms) vs awk|sort|uniq -c "
+          f"{awk * 1000:.0f} ms = {awk / out['top_urls_s']:.1f}x faster (target > 1x)")
+    print(f"report --sessions: {out['sessions_s']:.2f} s (first {out['sessions_first_s']:.2f} "
+          f"s) vs GoAccess {goaccess_s:.2f} s (target: under it)")
+    out["worker_peak_rss_mb_1"] = [peak_rss_mb(w) for w in workers]
+    print(f"storage nodes' peak RSS at {args.lines:,} lines: "
+          f"{', '.join(f'{m:.0f} MB' for m in out['worker_peak_rss_mb_1'])}")
+    return out
+
+
+def grow(log: Path, env: dict[str, str], args: argparse.Namespace,
+         workers: list[subprocess.Popen[bytes]], nodes: object) -> dict[str, object]:
+    """Store more lines (later in time), run the reports again, read peak memory."""
+    more = OUT / "more.log"
+    extra = args.grow_to - args.lines
+    subprocess.run([sys.executable, str(ROOT / "bench" / "genvisits.py"), str(extra),
+                    str(more), "--seed", "2", "--start", str(int(time.time()) - 86400)],
+                   check=True, capture_output=True)
+    subprocess.run(LOGMR + ["ship", str(more)], env=env, check=True)
+    wait(lambda: sum(n["lines"] for n in nodes().values()) >= args.grow_to,  # type: ignore[operator]
+         1800, "ingest of the larger data set")
+    took, first, _ = best_of(2, LOGMR + ["report", "--format", "json", "--all"], env=env)
+    peaks = [peak_rss_mb(w) for w in workers]
+    print(f"at {args.grow_to:,} lines: report --all {took:.2f} s (first {first:.2f} s); "
+          f"storage nodes' peak RSS {', '.join(f'{m:.0f} MB' for m in peaks)}")
+    more.unlink()
+    return {"lines": args.grow_to, "all_s": took, "all_first_s": first,
+            "worker_peak_rss_mb": peaks}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="logmr benchmarks against peer tools")
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=5, help="runs per grep timing (best is kept)")
+    ap.add_argument("--grow-to", type=int, default=5_000_000,
+                    help="lines stored when memory is measured the second time (0: skip)")
     args = ap.parse_args()
     for tool in ("gearmand", "goaccess", "grep"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -74,8 +135,9 @@ def main() -> None:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     log = OUT / "access.log"
-    subprocess.run([sys.executable, str(ROOT / "bench" / "genlog.py"), str(args.lines),
-                    str(log)], check=True)
+    start = int(time.time()) - 2 * 86400
+    subprocess.run([sys.executable, str(ROOT / "bench" / "genvisits.py"), str(args.lines),
+                    str(log), "--start", str(start)], check=True, capture_output=True)
     size = log.stat().st_size
     print(f"log: {args.lines:,} lines, {size / 1e6:.0f} MB")
     results: dict[str, object] = {"lines": args.lines, "bytes": size}
@@ -140,6 +202,9 @@ def main() -> None:
             greps.append({"pattern": pattern, "matches": int(gnu_out), "gnu_s": gnu,
                           "logmr_s": ours, "logmr_first_s": first, "ratio": ratio})
         results["grep"] = greps
+        results["report"] = bench_reports(log, env, args, took, procs[1:])
+        if args.grow_to > args.lines:
+            results["memory"] = grow(log, env, args, procs[1:], nodes)
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)

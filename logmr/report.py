@@ -8,22 +8,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import polars as pl
-
 from logmr import wire
 from logmr.errors import LogmrError
 from logmr.gearman.client import Client, ForegroundJob
 from logmr.gearman.connection import Server
-from logmr.mapfn import frames
-from logmr.mapfn.agents import classify_agent, is_static
-from logmr.mapfn.grep import GrepQuery, matching_spans
-from logmr.mapfn.parse import parse_batch
-from logmr.mapfn.report import ReportSpec, apply_filters, map_report
+from logmr.mapfn.agents import classify_agent
+from logmr.mapfn.spec import ReportSpec
 from logmr.query import discover, fan_out, require_nodes
 from logmr.reduce.report import Merged, panels
-from logmr.timeutil import ClfClock
 
-CHUNK = 4 << 20
+CHUNK = 4 << 20  # file mode reads (and aggregates) this many bytes of lines at a time
 
 
 @dataclass
@@ -85,8 +79,7 @@ def _fold(job: ForegroundJob, node_id: str, merged: Merged) -> None:
     """Merge one node's answer: its page streams as they come, then its partial."""
     with job:
         for chunk in job:
-            visitor, ts, url = wire.unpack_rows(chunk)
-            merged.add_pages({"visitor": visitor, "ts": ts, "url": url})
+            merged.add_pages(wire.unpack_frame(chunk))
         result = wire.unpack_result(job.result)
     merged.add(result, node_id)
 
@@ -125,6 +118,15 @@ def _skips(listings: dict[str, dict[str, Any]]) -> dict[str, list[list[Any]]]:
 
 def file_report(paths: Iterable[str], spec: ReportSpec, fmt: str = "combined") -> ReportResult:
     """The same report over log files, in this process (no cluster)."""
+    import polars as pl
+
+    from logmr.mapfn import frames
+    from logmr.mapfn.agents import is_static
+    from logmr.mapfn.grep import GrepQuery, matching_spans
+    from logmr.mapfn.parse import parse_batch
+    from logmr.mapfn.report import apply_filters, map_report
+    from logmr.timeutil import ClfClock
+
     rx = GrepQuery(spec.filters.grep).compile() if spec.filters.grep is not None else None
     clock = ClfClock()
     merged = Merged()

@@ -140,6 +140,28 @@ def unpack_result(payload: bytes) -> dict[str, Any]:
     return _load(payload, "map result")
 
 
+def pack_frame(frame: Any) -> bytes:
+    """A polars frame as Arrow IPC bytes (page streams of click analysis): columns travel
+    as they are, without a Python object per value."""
+    import io
+
+    buf = io.BytesIO()
+    frame.write_ipc(buf, compression="lz4")
+    return buf.getvalue()
+
+
+def unpack_frame(payload: bytes) -> Any:
+    """Read :func:`pack_frame`'s bytes back (data only: IPC holds no code)."""
+    import io
+
+    import polars as pl
+
+    try:
+        return pl.read_ipc(io.BytesIO(payload))
+    except Exception as exc:  # noqa: BLE001 - polars raises several kinds
+        raise WireError(f"malformed frame: {exc}") from None
+
+
 def iter_chunks(rows: Iterator[tuple[Any, ...]], max_bytes: int = 256 * 1024
                 ) -> Iterator[list[tuple[Any, ...]]]:
     """Group rows into chunks of about ``max_bytes`` (by the size of their last field)."""

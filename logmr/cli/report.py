@@ -11,7 +11,7 @@ import click
 from logmr.cli.options import secret_option, servers_option, time_range_options
 from logmr.errors import ConfigError
 from logmr.gearman.connection import Server
-from logmr.mapfn.report import CLICK, PANELS, Filters, ReportSpec
+from logmr.mapfn.spec import CLICK, PANELS, Filters, ReportSpec
 from logmr.timeutil import parse_span
 
 FLAGS = {

@@ -3,12 +3,14 @@
 A frame has one row per parsed line (unparsed lines only count in the summary) with the
 columns reports need: ``ts``, ``host``, ``day`` (the date as logged, dd/Mon/yyyy), ``ua``,
 ``url``, ``status``, ``bytes``, ``referer``, ``method`` and ``vhost`` (empty when the
-format has none), and ``line`` (the line's index in its record, for --grep). Strings stay
-bytes (polars Binary): log lines are never decoded on the query path.
+format has none), ``line`` (the line's index in its record, for --grep), and the visitor
+hashes ``vh`` and ``vk`` (see :func:`with_visitors`). Strings stay bytes (polars Binary):
+log lines are never decoded on the query path.
 """
-
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 import polars as pl
@@ -20,11 +22,6 @@ SCHEMA = {
 }
 _SOURCES = {"host": "host", "ua": "user_agent", "url": "url", "status": "status",
             "bytes": "bytes", "referer": "referer", "method": "method", "vhost": "vhost"}
-
-
-def empty_frame() -> pl.DataFrame:
-    """A frame with no rows and the report schema."""
-    return pl.DataFrame(schema=SCHEMA)
 
 
 def record_frame(columns: dict[str, Any], ts: list[int]) -> tuple[pl.DataFrame, int]:
@@ -42,4 +39,35 @@ def record_frame(columns: dict[str, Any], ts: list[int]) -> tuple[pl.DataFrame, 
     frame = pl.DataFrame(data, schema=SCHEMA)
     # a line parsed when its client host was read (the fallback leaves it empty)
     parsed = frame.filter(pl.col("host") != b"")
-    return parsed, n - parsed.height if hosts else n
+    return with_visitors(parsed), n - parsed.height if hosts else n
+
+
+def visitor_hash(parts: Iterable[bytes]) -> int:
+    """A stable 63-bit hash of a visitor's identity (the same on every node)."""
+    digest = hashlib.blake2b(b"\x00".join(parts), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def with_hash(frame: pl.DataFrame, columns: tuple[str, ...], name: str) -> pl.DataFrame:
+    """Add a column of visitor hashes of ``columns`` (hashed once per distinct visitor)."""
+    if frame.height == 0:
+        return frame.with_columns(pl.lit(0, dtype=pl.Int64).alias(name))
+    distinct = frame.select(columns).unique()
+    hashes = [visitor_hash(row) for row in distinct.iter_rows()]
+    table = distinct.with_columns(pl.Series(name, hashes, dtype=pl.Int64))
+    return frame.join(table, on=list(columns), how="left", nulls_equal=True,
+                      maintain_order="left")
+
+
+def with_visitors(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add ``vh``, GoAccess's visitor (IP + date + user agent; none for a 4xx answer, as
+    GoAccess counts by default), and ``vk``, the visitor of click analysis (IP + UA)."""
+    frame = with_hash(with_hash(frame, ("host", "day", "ua"), "vh"), ("host", "ua"), "vk")
+    return frame.with_columns(
+        pl.when(pl.col("status").is_between(400, 499)).then(None).otherwise(pl.col("vh"))
+        .alias("vh"))
+
+
+def empty_frame() -> pl.DataFrame:
+    """A frame with no rows and the report schema (visitor columns included)."""
+    return pl.DataFrame(schema={**SCHEMA, "vh": pl.Int64, "vk": pl.Int64})

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from logmr.mapfn.agents import classify_agent, is_static, referring_site
-from logmr.mapfn.report import KMV, ReportSpec
+from logmr.mapfn.spec import KMV, ReportSpec
 from logmr.timeutil import format_epoch
 
 Row = list[Any]  # [hits, bytes, set of visitor hashes (at most KMV kept)]
@@ -29,7 +29,7 @@ class Merged:
         self.t1: int | None = None
         self.visitors: set[int] = set()
         self.dims: dict[str, dict[Any, Row]] = {}
-        self.pages: dict[str, list[Any]] = {"visitor": [], "ts": [], "url": []}
+        self.pages: list[Any] = []  # polars frames of (visitor, ts, url) page views
         self.nodes: dict[str, dict[str, int]] = {}
 
     def add(self, partial: dict[str, Any], node: str = "local") -> None:
@@ -46,14 +46,13 @@ class Merged:
         seen["unparsed"] += s["unparsed"]
         for dim, rows in partial.get("dims", {}).items():
             merge_rows(self.dims.setdefault(dim, {}), rows)
-        for name, values in partial.get("pages", {}).items():
-            self.pages[name].extend(values)
+        if partial.get("pages") is not None:
+            self.pages.append(partial["pages"])
 
 
-    def add_pages(self, pages: dict[str, list[Any]]) -> None:
-        """Fold in a page stream sent on its own."""
-        for name, values in pages.items():
-            self.pages[name].extend(values)
+    def add_pages(self, pages: Any) -> None:
+        """Fold in a page stream (a polars frame) sent on its own."""
+        self.pages.append(pages)
 
     def to_partial(self) -> dict[str, Any]:
         """Back to the partial form (without pages): a node's combiner sends this."""

@@ -26,8 +26,9 @@ from logmr.mapfn import frames
 from logmr.mapfn.agents import classify_agent, is_static
 from logmr.mapfn.grep import GrepQuery, count_records, grep_hour, matching_spans
 from logmr.mapfn.pattern import runs_in_linear_time
-from logmr.mapfn.report import ReportSpec, apply_filters
+from logmr.mapfn.report import apply_filters
 from logmr.mapfn.report import map_report as report_partial
+from logmr.mapfn.spec import ReportSpec
 from logmr.reduce.report import Merged
 from logmr.store.node import NodeStore, Record
 from logmr.store.runner import MapRunner, Reply
@@ -134,8 +135,8 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
         partial = report_partial(frame, unparsed, spec, is_bot, is_static)
         pages = partial.pop("pages", None)
         combined.add(partial)
-        if pages and pages["ts"]:
-            job.send_data(wire.pack_rows([pages["visitor"], pages["ts"], pages["url"]]))
+        if pages is not None and pages.height:
+            job.send_data(wire.pack_frame(pages))
         chunk, rows, unparsed = [], 0, 0
 
     hours = list(store.records(f.since, f.until))
