@@ -51,7 +51,7 @@ def _group(frame: pl.DataFrame, key: pl.Expr) -> list[list[Any]]:
     """Rows of [key, hits, bytes, kmv] for every distinct key."""
     grouped = frame.group_by(key.alias("k")).agg(
         pl.len().alias("hits"), pl.col("bytes").sum().alias("bytes"),
-        pl.col("vh").drop_nulls().unique().sort().head(KMV).alias("kmv"))
+        pl.col("vh").drop_nulls().unique().bottom_k(KMV).alias("kmv"))
     return [list(row) for row in grouped.iter_rows()]
 
 

@@ -7,6 +7,7 @@ nodes answer and how batches were spread never change a number.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
@@ -114,10 +115,15 @@ def _regroup(rows: dict[Any, Row], key: Callable[[Any], Any]) -> dict[Any, Row]:
 
 def _table(rows: dict[Any, Row], name: str, total: int, limit: int | None,
            by_key: bool = False, show: Callable[[Any], Any] = _text) -> list[dict[str, Any]]:
-    order = sorted(rows.items(), key=(lambda kv: kv[0]) if by_key else (
-        lambda kv: (-kv[1][0], _text(kv[0]) if isinstance(kv[0], bytes) else kv[0])))
+    # by hits, then by key (raw bytes order is code point order for UTF-8)
+    if by_key:
+        order = sorted(rows.items(), key=lambda kv: kv[0])
+    elif limit is not None:
+        order = heapq.nsmallest(limit, rows.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    else:
+        order = sorted(rows.items(), key=lambda kv: (-kv[1][0], kv[0]))
     out = []
-    for key, (hits, nbytes, kmv) in order[:limit] if limit is not None else order:
+    for key, (hits, nbytes, kmv) in order:
         visitors, exact = visitors_of(kmv)
         out.append({name: show(key), "hits": hits, "visitors": visitors,
                     "visitors_exact": exact, "bytes": nbytes,

@@ -114,7 +114,7 @@ def record_frame_of(store: NodeStore, record: Record) -> tuple[pl.DataFrame, int
                       lambda value: int(value[0].estimated_size()) + 256)
 
 
-CHUNK_ROWS = 250_000  # lines aggregated at a time: memory stays flat as the data grows
+CHUNK_ROWS = 500_000  # lines aggregated at a time: memory stays flat as the data grows
 
 
 def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
@@ -131,7 +131,8 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
 
     def flush() -> None:
         nonlocal chunk, rows, unparsed
-        frame = apply_filters(pl.concat(chunk) if chunk else frames.empty_frame(), f, is_bot)
+        frame = apply_filters(pl.concat(chunk, rechunk=True) if chunk else frames.empty_frame(),
+                              f, is_bot)
         partial = report_partial(frame, unparsed, spec, is_bot, is_static)
         pages = partial.pop("pages", None)
         combined.add(partial)
