@@ -67,6 +67,9 @@ echo
 echo "==> logmr grep --since 2015-10-25T04:00+01:00 --until 2015-10-25T04:12+01:00 ''"
 "$LOGMR" grep --since 2015-10-25T04:00+01:00 --until 2015-10-25T04:12+01:00 ''
 echo
+echo "==> logmr report --summary --top-urls --status --sessions --limit 5"
+"$LOGMR" report --summary --top-urls --status --sessions --limit 5
+echo
 echo "==> logmr status"
 "$LOGMR" status
 echo
