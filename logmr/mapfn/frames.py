@@ -10,7 +10,8 @@ log lines are never decoded on the query path.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import polars as pl
@@ -24,8 +25,9 @@ _SOURCES = {"host": "host", "ua": "user_agent", "url": "url", "status": "status"
             "bytes": "bytes", "referer": "referer", "method": "method", "vhost": "vhost"}
 
 
-def record_frame(columns: dict[str, Any], ts: list[int]) -> tuple[pl.DataFrame, int]:
+def record_frame(columns: dict[str, Any], ts: Sequence[int]) -> tuple[pl.DataFrame, int]:
     """The frame of one record's parsed lines, and how many lines did not parse."""
+    ts = ts.tolist() if isinstance(ts, array) else ts
     n = len(ts)
     hosts = columns.get("host") or [b""] * n
     data: dict[str, Any] = {"ts": ts, "line": range(n)}

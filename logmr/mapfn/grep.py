@@ -8,7 +8,7 @@ line matches exactly when ``re.search`` would match it on its own.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -121,7 +121,7 @@ class GrepRecord(Protocol):
     @property
     def t1(self) -> int: ...
     def lines(self) -> bytes: ...
-    def ts(self) -> list[int]: ...
+    def ts(self) -> Sequence[int]: ...
 
 
 Row = tuple[int, str, int, str, bytes]  # time, batch id, line index, source host, line

@@ -15,8 +15,9 @@ import secrets
 import socket
 import threading
 import time
+from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -54,9 +55,9 @@ class Record:
         """The record's lines, each ending in a newline."""
         return self.node.cached(self, segment.LINES)  # type: ignore[return-value]
 
-    def ts(self) -> list[int]:
+    def ts(self) -> Sequence[int]:
         """The time of each line, epoch seconds."""
-        return self.node.cached(self, segment.TIMES)  # type: ignore[return-value]
+        return self.node.cached(self, segment.TIMES)
 
     def columns(self) -> dict[str, Any]:
         """All parsed columns (not cached)."""
@@ -196,7 +197,8 @@ class NodeStore:
                 self._add(hour, loc, meta)
                 # write-through: the newest data is what queries read most
                 self._cache_put((loc.path, loc.offset, segment.LINES), lines, len(lines))
-                self._cache_put((loc.path, loc.offset, segment.TIMES), ts, 8 * len(ts) + 64)
+                self._cache_put((loc.path, loc.offset, segment.TIMES), array("q", ts),
+                                8 * len(ts) + 64)
             self.ingested_lines += wrote
             self.ingested_batches += 1 if pending else 0
         return StoreResult(lines=n, unparsed=parsed.unparsed, duplicate=not pending and n > 0)
@@ -267,17 +269,17 @@ class NodeStore:
             self._cache_put(key, value, size(value))
         return value
 
-    def cached(self, record: Record, part: int) -> bytes | list[int]:
+    def cached(self, record: Record, part: int) -> bytes | array[int]:
         """A record's lines (bytes) or times (list), from the cache or the disk."""
         key = (record.loc.path, record.loc.offset, part)
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
-                part_value: bytes | list[int] = hit
+                part_value: bytes | array[int] = hit
                 return part_value
         if part == segment.LINES:
-            value: bytes | list[int] = segment.decode_lines(record.loc, record.meta)
+            value: bytes | array[int] = segment.decode_lines(record.loc, record.meta)
             size = len(value)
         else:
             value = segment.decode_ts(record.loc, record.meta)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import polars as pl
@@ -202,7 +202,7 @@ class _Adapter:
     def lines(self) -> bytes:
         return self._r.lines()  # type: ignore[no-any-return]
 
-    def ts(self) -> list[int]:
+    def ts(self) -> Sequence[int]:
         return self._r.ts()  # type: ignore[no-any-return]
 
 

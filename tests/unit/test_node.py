@@ -65,7 +65,7 @@ def test_store_then_read_back_exactly(store: NodeStore) -> None:
     assert [h for h, _ in hours] == [H10]
     [rec] = hours[0][1]
     assert rec.lines() == ONE_HOUR
-    assert rec.ts() == [at(10, 1), at(10, 2), at(10, 2), at(10, 59)]
+    assert list(rec.ts()) == [at(10, 1), at(10, 2), at(10, 2), at(10, 59)]
     assert store.cached(rec, segment.LINES) == ONE_HOUR
     assert (rec.meta.batch_id, rec.meta.host, rec.meta.part, rec.meta.parts) == ("b1", "web1", 0, 1)
     assert (rec.meta.t0, rec.meta.t1, rec.meta.lines, rec.meta.unparsed) == (
@@ -109,7 +109,7 @@ def test_batch_over_three_hours_is_three_records_in_three_segments(store: NodeSt
     assert [(r[0].meta.part, r[0].meta.parts) for r in recs] == [(0, 3), (1, 3), (2, 3)]
     assert [r[0].lines() for r in recs] == [line(10, 1, "/a") + line(10, 2, "/b"),
                                             line(11, 0, "/c"), line(12, 59, "/d")]
-    assert [r[0].ts() for r in recs] == [[at(10, 1), at(10, 2)], [at(11, 0)], [at(12, 59)]]
+    assert [list(r[0].ts()) for r in recs] == [[at(10, 1), at(10, 2)], [at(11, 0)], [at(12, 59)]]
     assert recs[0][0].columns()["url"] == [b"/a", b"/b"]
     assert recs[2][0].columns()["url"] == [b"/d"]
 

@@ -44,7 +44,7 @@ def check_records(path: Path, records: list[tuple[bytes, RecordMeta, bytes, dict
     for (loc, meta), (_, _, lines, columns) in zip(found, records, strict=True):
         assert loc.path == str(path)
         assert segment.decode_lines(loc, meta) == lines
-        assert segment.decode_ts(loc, meta) == [100 + int(meta.batch_id[1:]), 160]
+        assert list(segment.decode_ts(loc, meta)) == [100 + int(meta.batch_id[1:]), 160]
         assert segment.decode_columns(loc, meta) == columns
 
 
@@ -150,7 +150,7 @@ def test_a_flipped_byte_is_detected_in_the_part_read(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(StoreError, match="corrupt"):
         segment.decode_lines(loc, meta)
-    assert segment.decode_ts(loc, meta) == [101, 160]  # the other parts are intact
+    assert list(segment.decode_ts(loc, meta)) == [101, 160]  # the other parts are intact
     assert segment.decode_lines(*found[0])  # and so is the first record
 
 
