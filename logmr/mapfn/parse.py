@@ -93,8 +93,9 @@ def _tuned(fmt: str, quoted: bytes) -> tuple[bytes, list[str]] | None:
                          else f"{letter}:{key}")
             out.append(quoted if in_quotes else _WORD)
         elif letter == "r":
-            names += ["request", "method", "url", "protocol"]
-            out.append(rb"((\S+) (\S+) (HTTP/[\d.]+)|" + quoted[1:-1] + rb")")
+            # method, URL, protocol; the whole request only when it is not of that shape
+            names += ["method", "url", "protocol", "request"]
+            out.append(rb"(?:(\S+) (\S+) (HTTP/[\d.]+)|" + quoted + rb")")
         elif letter in _SIMPLE and arg is None:
             name, pattern = _SIMPLE[letter]
             if letter == "t" and quoted != _QUOTED_FAST:
