@@ -18,7 +18,7 @@ from logmr import __version__
 from logmr.errors import LogmrError
 
 COMMANDS = {"ship": "logmr.cli.ship", "worker": "logmr.cli.worker",
-            "grep": "logmr.cli.grep", "report": "logmr.cli.report",
+            "grep": "logmr.cli.grep", "report": "logmr.cli.report", "run": "logmr.cli.run",
             "status": "logmr.cli.status"}
 
 

@@ -13,6 +13,7 @@ import click
 
 from logmr.cli.options import secret_option, servers_option
 from logmr.gearman.connection import Server
+from logmr.jobs import load_jobs_dir
 from logmr.mapfn.parse import compile_format
 from logmr.store.node import NodeStore
 from logmr.store.runner import MapRunner
@@ -30,16 +31,19 @@ from logmr.store.service import NodeService
 @click.option("--log-format", default="combined", show_default=True, metavar="FORMAT",
               help="Format of lines arriving raw on the 'logger' function (not offered "
                    "when a secret is set).")
-@click.option("--cache-mb", default=256, show_default=True, type=click.IntRange(0),
+@click.option("--cache-mb", default=512, show_default=True, type=click.IntRange(0),
               help="Memory for recently read segments, in MiB.")
 @click.option("--map-budget", default=60.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds a query may run on this node before it is stopped.")
 @click.option("--map-memory-mb", default=2048, show_default=True, type=click.IntRange(64),
               help="Memory a query may use on this node, in MiB.")
+@click.option("--jobs-dir", envvar="LOGMR_JOBS_DIR", type=click.Path(file_okay=False),
+              help="Load the map/reduce jobs in this directory at start, for 'logmr run' "
+                   "(env LOGMR_JOBS_DIR).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every batch and query.")
 def command(data_dir: str, node_id: str | None, servers: list[Server], secret: bytes | None,
             log_format: str, cache_mb: int, map_budget: float, map_memory_mb: int,
-            verbose: bool) -> None:
+            jobs_dir: str | None, verbose: bool) -> None:
     """Run a storage node: store shipped batches, answer map jobs over its own data.
 
     \b
@@ -55,8 +59,9 @@ def command(data_dir: str, node_id: str | None, servers: list[Server], secret: b
     store = NodeStore(data_dir, node_id, cache_bytes=cache_mb << 20)
     runner = MapRunner(budget=map_budget, memory_limit=map_memory_mb << 20,
                        fork_lock=lambda: store.lock)
+    jobs = load_jobs_dir(jobs_dir) if jobs_dir else {}
     service = NodeService(store, servers, log_format=log_format, host=socket.gethostname(),
-                          secret=secret, runner=runner)
+                          secret=secret, runner=runner, jobs=jobs)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:

@@ -1,0 +1,104 @@
+"""Every example job in jobs/, checked against a plain computation over the same lines,
+inline and across a cluster; a job whose code differs between client and node is refused."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import shutil
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from logmr.jobs import load_job, run_inline
+from tests.cluster import HACKERS, SEMICOMPLETE, LocalCluster, logmr
+from tests.conftest import wait_for
+
+JOBS = Path(__file__).resolve().parents[2] / "jobs"
+LINE = re.compile(rb'^(\S+) \S+ \S+ \[(\d+)/(\w+)/(\d+):(\d+):\d+:\d+ [+-]\d+\] '
+                  rb'"\S+ (\S+) [^"]*" (\d{3}) (\d+|-)')
+TIMED_FORMAT = '%h %l %u %t "%r" %>s %b %D'
+
+
+def fields(path: Path) -> list[tuple[bytes, bytes, int, int]]:
+    """(host, url, status, bytes) of the lines a plain regex reads."""
+    out = []
+    for line in path.read_bytes().splitlines():
+        m = LINE.match(line)
+        if m:
+            out.append((m.group(1), m.group(6), int(m.group(7)),
+                        0 if m.group(8) == b"-" else int(m.group(8))))
+    return out
+
+
+def test_bandwidth_by_network() -> None:
+    job = load_job(JOBS / "bandwidth_by_network.py")
+    got = dict(run_inline(job, [str(HACKERS)]))
+    want: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for host, _, _, size in fields(HACKERS):
+        address = ipaddress.ip_address(host.decode())
+        net = ipaddress.ip_network(f"{address}/{24 if address.version == 4 else 48}",
+                                   strict=False)
+        want[str(net)][0] += size
+        want[str(net)][1] += 1
+    assert got == {k: tuple(v) for k, v in want.items()}
+    assert any(":" in k for k in got)  # the IPv6 clients are there too
+
+
+def test_errors_by_hour(tmp_path: Path) -> None:
+    job = load_job(JOBS / "errors_by_hour.py")
+    got = run_inline(job, [str(SEMICOMPLETE)])
+    errors = [f for f in fields(SEMICOMPLETE) if 500 <= f[2] <= 599]
+    assert sum(n for _, n in got) == len(errors) > 0
+    assert Counter(url for (url, _), n in got for _ in range(n)) == Counter(
+        f[1] for f in errors)
+
+
+def timed_log(path: Path) -> dict[bytes, list[int]]:
+    """A log with %D, and the durations per URL written into it."""
+    durations: defaultdict[bytes, list[int]] = defaultdict(list)
+    lines = []
+    for i in range(3000):
+        url = f"/api/{i % 7}".encode()
+        took = (i % 7 + 1) * 1000 + i % 13
+        durations[url].append(took)
+        lines.append(b'10.0.0.%d - - [20/May/2015:12:%02d:%02d +0000] "GET %s HTTP/1.1" 200 '
+                     b"5 %d\n" % (i % 200, i // 60 % 60, i % 60, url, took))
+    path.write_bytes(b"".join(lines))
+    return durations
+
+
+def test_slowest_urls(tmp_path: Path) -> None:
+    log = tmp_path / "timed.log"
+    durations = timed_log(log)
+    job = load_job(JOBS / "slowest_urls.py")
+    got = dict(run_inline(job, [str(log)], fmt=TIMED_FORMAT))
+    assert got == {url: (len(d), sum(d), max(d)) for url, d in durations.items()}
+    rows = job.rows(list(got.items()), 3)
+    assert [r["url"] for r in rows] == ["/api/6", "/api/5", "/api/4"]
+
+
+@pytest.mark.slow
+def test_jobs_across_the_cluster_and_a_changed_job_refused(
+        cluster_factory: object, tmp_path: Path) -> None:
+    cluster: LocalCluster = cluster_factory(  # type: ignore[operator]
+        nodes=2, worker_args=("--jobs-dir", str(JOBS)))
+    assert cluster.run("ship", str(HACKERS)).returncode == 0
+    wait_for(lambda: cluster.run("grep", "-c", "").stdout == b"3456\n", 30, "stored")
+    for name in ("bandwidth_by_network", "errors_by_hour"):
+        path = str(JOBS / f"{name}.py")
+        here = logmr("run", path, str(HACKERS), "--format", "json", "--limit", "1000")
+        there = cluster.run("run", path, "--format", "json", "--limit", "1000")
+        assert there.returncode == 0, there.stderr
+        assert json.loads(there.stdout) == json.loads(here.stdout)
+    changed = tmp_path / "bandwidth_by_network.py"
+    shutil.copy(JOBS / "bandwidth_by_network.py", changed)
+    changed.write_text(changed.read_text().replace("prefix = 24", "prefix = 16"))
+    refused = cluster.run("run", str(changed))
+    assert refused.returncode == 2
+    assert b"deploy the same jobs directory" in refused.stderr
+    assert b"Traceback" not in refused.stderr
+    assert sys.executable  # the job file itself never travelled: only its name and hash
