@@ -70,7 +70,7 @@ def _bars(title: str, items: list[tuple[str, int]], ident: str) -> str:
            f"<text x='8' y='18' font-weight='bold'>{html.escape(title)}</text>"]
     for i, (label, value) in enumerate(items):
         y = 28 + i * row
-        w = max(1, int(260 * value / top))
+        w = max(1, int(200 * value / top))
         out.append(f"<rect x='250' y='{y}' width='{w}' height='{row - 6}' fill='{_BAR}'>"
                    f"<title>{html.escape(label)}: {value:,}</title></rect>")
         out.append(f"<text x='8' y='{y + 12}' font-size='11'>"
