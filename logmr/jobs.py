@@ -139,13 +139,13 @@ def lines_of(columns: dict[str, Any], ts: Iterable[int], source: str) -> Iterato
 def run_inline(job: Job, paths: Iterable[str], fmt: str = "combined",
                since: int | None = None, until: int | None = None) -> list[Pair]:
     """Run a whole job in this process over log files: map, combine, reduce."""
+    from logmr.files import read_chunks
     from logmr.mapfn.parse import parse_batch
-    from logmr.report import _chunks
     from logmr.timeutil import ClfClock
 
     clock = ClfClock()
     combined: list[Pair] = []
-    for blob in _chunks(paths):
+    for blob in read_chunks(paths):
         parsed = parse_batch(blob, fmt, clock)
         lines = (line for line in lines_of(parsed.columns, parsed.ts, "local")
                  if (since is None or line.ts >= since) and (until is None or line.ts < until))

@@ -3,21 +3,19 @@ on files (the same map and reduce, in this process)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from logmr import wire
 from logmr.errors import LogmrError
+from logmr.files import read_chunks
 from logmr.gearman.client import Client, ForegroundJob
 from logmr.gearman.connection import Server
 from logmr.mapfn.agents import classify_agent
 from logmr.mapfn.spec import ReportSpec
 from logmr.query import discover, fan_out, require_nodes
 from logmr.reduce.report import Merged, panels
-
-CHUNK = 4 << 20  # file mode reads (and aggregates) this many bytes of lines at a time
 
 
 @dataclass
@@ -131,7 +129,7 @@ def file_report(paths: Iterable[str], spec: ReportSpec, fmt: str = "combined") -
     clock = ClfClock()
     merged = Merged()
     got_any = False
-    for blob in _chunks(paths):
+    for blob in read_chunks(paths):
         parsed = parse_batch(blob, fmt, clock)
         frame, bad = frames.record_frame(parsed.columns, parsed.ts)
         if rx is not None:
@@ -144,33 +142,3 @@ def file_report(paths: Iterable[str], spec: ReportSpec, fmt: str = "combined") -
     if not got_any:
         merged.add(map_report(frames.empty_frame(), 0, spec, _is_bot, is_static))
     return ReportResult(finalize(merged, spec))
-
-
-def _chunks(paths: Iterable[str]) -> Iterator[bytes]:
-    """Whole lines from the files, about CHUNK bytes at a time ('-' is stdin; .gz is read
-    through gzip)."""
-    for path in paths:
-        try:
-            stream = _open(path)
-        except OSError as exc:
-            raise LogmrError(f"cannot read {path}: {exc.strerror or exc}") from None
-        with stream:
-            rest = b""
-            while data := stream.read(CHUNK):
-                data = rest + data
-                cut = data.rfind(b"\n") + 1
-                rest = data[cut:]
-                if cut:
-                    yield data[:cut]
-            if rest:
-                yield rest + b"\n"
-
-
-def _open(path: str) -> Any:
-    if path == "-":
-        return os.fdopen(os.dup(0), "rb")
-    if path.endswith(".gz"):
-        import gzip
-
-        return gzip.open(path, "rb")
-    return open(path, "rb")  # noqa: SIM115 - closed by the caller's with

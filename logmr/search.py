@@ -46,7 +46,7 @@ class Line:
 class GrepOutcome:
     """The lines (lazily), then the count and which nodes did not answer."""
 
-    fanout: Fanout
+    fanout: Fanout | None  # None in file mode
     nodes: list[str]
     servers_down: dict[str, str] = field(default_factory=dict)
     count: int = 0
@@ -54,7 +54,7 @@ class GrepOutcome:
     @property
     def failed(self) -> dict[str, str]:
         """Nodes whose answer is missing, with the reason."""
-        return self.fanout.failed
+        return self.fanout.failed if self.fanout is not None else {}
 
 
 def count_once(results: Iterable[dict[str, Any]]) -> int:
@@ -100,5 +100,41 @@ def grep(servers: list[Server], request: GrepRequest, client: Client | None = No
             for job in fan.jobs.values():
                 job.close()
             client.close()
+
+    return outcome, lines()
+
+
+def grep_files(paths: list[str], request: GrepRequest, fmt: str = "combined"
+               ) -> tuple[GrepOutcome, Iterator[Line]]:
+    """The same grep over log files, in this process: matching lines in time order (lines
+    of the same second in the order of the files)."""
+    from logmr.files import read_chunks
+    from logmr.mapfn.grep import selected_spans
+    from logmr.mapfn.parse import parse_batch
+    from logmr.timeutil import ClfClock
+
+    rx = request.query.compile()
+    outcome = GrepOutcome(None, ["local"])
+
+    def lines() -> Iterator[Line]:
+        rows: list[tuple[int, int, bytes]] = []
+        clock = ClfClock()
+        seen = 0
+        since, until = request.since, request.until
+        for blob in read_chunks(paths):
+            ts = parse_batch(blob, fmt, clock).ts
+            for idx, start, end in selected_spans(blob, rx, request.query.invert):
+                t = ts[idx]
+                if (since is None or t >= since) and (until is None or t < until):
+                    rows.append((t, seen + idx, blob[start:end]))
+            seen += len(ts)
+        rows.sort()
+        if request.limit is not None:
+            rows = rows[:request.limit]
+        outcome.count = len(rows)
+        if request.count_only:
+            return
+        for t, _, line in rows:
+            yield Line(time=t, host="-", node="local", line=line)
 
     return outcome, lines()

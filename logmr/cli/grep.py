@@ -10,12 +10,13 @@ import click
 from logmr.cli.options import secret_option, servers_option, time_range_options
 from logmr.gearman.connection import Server
 from logmr.mapfn.grep import GrepQuery
-from logmr.search import GrepRequest, grep
+from logmr.search import GrepRequest, grep, grep_files
 from logmr.timeutil import format_epoch
 
 
 @click.command("grep")
 @click.argument("pattern")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
 @servers_option
 @secret_option
 @time_range_options
@@ -32,16 +33,21 @@ from logmr.timeutil import format_epoch
               help="Seconds a node may stay silent before it is counted as missing.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: time, node, host, line.")
-def command(pattern: str, servers: list[Server], secret: bytes | None, since: int | None,
-            until: int | None, ignore_case: bool, fixed: bool, invert: bool, count_only: bool,
-            limit: int | None, timeout: float, as_json: bool) -> int:
+@click.option("--log-format", default="combined", show_default=True, metavar="FORMAT",
+              help="Format of FILES (file mode), for their times.")
+def command(pattern: str, files: tuple[str, ...], log_format: str, servers: list[Server],
+            secret: bytes | None, since: int | None, until: int | None, ignore_case: bool,
+            fixed: bool, invert: bool, count_only: bool, limit: int | None, timeout: float,
+            as_json: bool) -> int:
     """Print the stored lines matching PATTERN (a Python regular expression), from
-    every storage node, merged into time order, exactly as they were logged.
+    every storage node, merged into time order, exactly as they were logged; or the
+    lines of FILES, with no cluster at all (FILE arguments always mean file mode).
 
     \b
     logmr grep 'GET /presentations'
     logmr grep -c ' 500 ' --since 1h
     logmr grep -i 'googlebot' --since 2015-05-17T10:00 --until 2015-05-17T11:00
+    logmr grep -c 'wp-login' access.log access.log.1.gz
 
     Exit status: 0 if a line matched, 1 if none did, 2 on error. If a node cannot
     answer, it is named on stderr and the output is partial.
@@ -50,7 +56,10 @@ def command(pattern: str, servers: list[Server], secret: bytes | None, since: in
                       ignore_case=ignore_case, invert=invert)
     request = GrepRequest(query, since=since, until=until, limit=limit, count_only=count_only,
                           timeout=timeout)
-    outcome, lines = grep(servers, request, secret=secret)
+    if files:
+        outcome, lines = grep_files(list(files), request, fmt=log_format)
+    else:
+        outcome, lines = grep(servers, request, secret=secret)
     out = sys.stdout.buffer
     if as_json:
         for item in lines:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -178,3 +179,29 @@ def expected_from(data: bytes) -> list[bytes]:
     lines = data.split(b"\n")[:-1]
     ts = parse_batch(data, "combined").ts
     return [lines[i] for i in sorted(range(len(lines)), key=lambda i: ts[i])]
+
+
+def test_file_mode_gives_what_the_cluster_gives(cluster: LocalCluster, tmp_path: Path) -> None:
+    import gzip
+
+    assert cluster.run("ship", str(SEMICOMPLETE)).returncode == 0
+    cluster.wait_stored(10_000)
+    packed = tmp_path / "access.log.gz"
+    packed.write_bytes(gzip.compress(SEMICOMPLETE.read_bytes()))
+
+    def keep(out: bytes) -> list[tuple[str, str]]:
+        return [(r["time"], r["line"]) for r in map(json.loads, out.splitlines())]
+
+    for args in (["GET /presentations"], ["-c", "-i", "googlebot"], ["-v", "GET"],
+                 ["--since", "2015-05-18T10:00:00+00:00", "--until",
+                  "2015-05-18T10:30:00+00:00", ""], ["--json", "--limit", "5", "xdotool"]):
+        there = cluster.run("grep", *args)
+        for source in (str(SEMICOMPLETE), str(packed)):
+            here = logmr("grep", *args, source, servers=cluster.servers)
+            assert here.returncode == there.returncode == 0
+            if "--json" in args:  # node and source host differ, rightly: time and line agree
+                assert keep(here.stdout) == keep(there.stdout) and len(keep(here.stdout)) == 5
+            else:
+                assert here.stdout == there.stdout
+        piped = logmr("grep", *args, "-", stdin=SEMICOMPLETE.read_bytes())
+        assert piped.stdout == here.stdout
