@@ -19,6 +19,7 @@ from logmr.errors import LogmrError
 
 COMMANDS = {"ship": "logmr.cli.ship", "worker": "logmr.cli.worker",
             "grep": "logmr.cli.grep", "report": "logmr.cli.report", "run": "logmr.cli.run",
+            "cluster": "logmr.cli.cluster",
             "status": "logmr.cli.status"}
 
 
