@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 
 import click
@@ -35,10 +37,13 @@ from logmr.timeutil import format_epoch
               help="One JSON object per line: time, node, host, line.")
 @click.option("--log-format", default="combined", show_default=True, metavar="FORMAT",
               help="Format of FILES (file mode), for their times.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
+              show_default=True,
+              help="Highlight matches: auto = on a terminal, unless NO_COLOR is set.")
 def command(pattern: str, files: tuple[str, ...], log_format: str, servers: list[Server],
             secret: bytes | None, since: int | None, until: int | None, ignore_case: bool,
             fixed: bool, invert: bool, count_only: bool, limit: int | None, timeout: float,
-            as_json: bool) -> int:
+            as_json: bool, color: str) -> int:
     """Print the stored lines matching PATTERN (a Python regular expression), from
     every storage node, merged into time order, exactly as they were logged; or the
     lines of FILES, with no cluster at all (FILE arguments always mean file mode).
@@ -67,6 +72,10 @@ def command(pattern: str, files: tuple[str, ...], log_format: str, servers: list
                                   "host": item.host,
                                   "line": item.line.decode("utf-8", "backslashreplace")}
                                  ).encode() + b"\n")
+    elif _colored(color) and not invert:
+        rx = query.compile()
+        for item in lines:
+            out.write(rx.sub(_highlight, item.line) + b"\n")
     else:
         for item in lines:
             out.write(item.line + b"\n")
@@ -82,3 +91,14 @@ def command(pattern: str, files: tuple[str, ...], log_format: str, servers: list
         sys.stderr.write("logmr: results are partial\n")
         return 2 if outcome.count == 0 else 0
     return 0 if outcome.count else 1
+
+
+def _highlight(m: re.Match[bytes]) -> bytes:
+    return b"\x1b[1;31m" + m.group(0) + b"\x1b[0m" if m.group(0) else b""
+
+
+def _colored(choice: str) -> bool:
+    """GNU grep's --color, and the NO_COLOR convention (https://no-color.org)."""
+    if choice != "auto":
+        return choice == "always"
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
