@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 
@@ -64,18 +65,20 @@ def _print_table(status: ClusterStatus) -> None:
                             str(q.total), str(q.running), str(q.workers))
     console.print(servers)
     nodes = Table(title="Storage nodes")
-    for col in ("node", "lines", "unparsed", "raw MB", "disk MB", "first", "last"):
+    for col in ("node", "lines", "unparsed", "raw MB", "disk MB", "first", "last",
+                "lines/s", "behind"):
         nodes.add_column(col, justify="right" if col in ("lines", "unparsed", "raw MB",
-                                                          "disk MB") else "left")
+                                                          "disk MB", "lines/s") else "left")
     for node_id, s in status.nodes.items():
         nodes.add_row(node_id, f"{s['lines']:,}", f"{s['unparsed']:,}",
                       f"{s['raw_bytes'] / 1e6:.1f}", f"{s['disk_bytes'] / 1e6:.1f}",
-                      _short_time(s["first"]), _short_time(s["last"]))
+                      _short_time(s["first"]), _short_time(s["last"]),
+                      f"{s.get('ingest_lines_per_s', 0):,.0f}", _behind(s["last"]))
     for node_id, reason in status.failed.items():
-        nodes.add_row(node_id, "", "", "", "", f"did not answer: {reason}", "")
+        nodes.add_row(node_id, "", "", "", "", f"did not answer: {reason}", "", "", "")
     if not status.nodes and not status.failed:
         nodes.add_row("(none: start one with 'logmr worker --data-dir DIR')", "", "", "", "",
-                      "", "")
+                      "", "", "", "")
     console.print(nodes)
     for node_id, s in status.nodes.items():
         for problem in s.get("problems", []):
@@ -84,3 +87,14 @@ def _print_table(status: ClusterStatus) -> None:
 
 def _short_time(epoch: int | None) -> str:
     return "-" if epoch is None else format_epoch(epoch)[:16].replace("T", " ")
+
+
+def _behind(last: int | None) -> str:
+    """How long ago the newest stored line was logged: the lag of a live feed."""
+    if last is None:
+        return "-"
+    seconds = max(0, int(time.time()) - last)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -18,6 +18,7 @@ from logmr.mapfn.parse import compile_format
 from logmr.store.node import NodeStore
 from logmr.store.runner import MapRunner
 from logmr.store.service import NodeService
+from logmr.timeutil import parse_span
 
 
 @click.command("worker")
@@ -40,10 +41,13 @@ from logmr.store.service import NodeService
 @click.option("--jobs-dir", envvar="LOGMR_JOBS_DIR", type=click.Path(file_okay=False),
               help="Load the map/reduce jobs in this directory at start, for 'logmr run' "
                    "(env LOGMR_JOBS_DIR).")
+@click.option("--retain", metavar="SPAN", default=None,
+              help="Delete whole segments older than SPAN (30d, 12h), checked every 10 "
+                   "minutes; never a segment still being written.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every batch and query.")
 def command(data_dir: str, node_id: str | None, servers: list[Server], secret: bytes | None,
             log_format: str, cache_mb: int, map_budget: float, map_memory_mb: int,
-            jobs_dir: str | None, verbose: bool) -> None:
+            jobs_dir: str | None, retain: str | None, verbose: bool) -> None:
     """Run a storage node: store shipped batches, answer map jobs over its own data.
 
     \b
@@ -55,6 +59,8 @@ def command(data_dir: str, node_id: str | None, servers: list[Server], secret: b
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, force=True,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if retain is not None:
+        parse_span(retain)  # a bad span is the user's error: say so before starting
     compile_format(log_format)
     store = NodeStore(data_dir, node_id, cache_bytes=cache_mb << 20)
     runner = MapRunner(budget=map_budget, memory_limit=map_memory_mb << 20,
@@ -73,6 +79,19 @@ def command(data_dir: str, node_id: str | None, servers: list[Server], secret: b
     logging.getLogger("logmr").info("node %s serving %s on %s", store.node_id, store.data_dir,
                                     ", ".join(str(s) for s in servers))
     service.start()
+    if retain is not None:
+        window = parse_span(retain)
+
+        def keep_window() -> None:
+            while True:
+                try:
+                    store.retain(window)
+                except OSError as exc:
+                    logging.getLogger("logmr").error("retention failed: %s", exc)
+                if stopping.wait(600):
+                    return
+
+        threading.Thread(target=keep_window, name="retention", daemon=True).start()
     try:
         while not service.wait(timeout=0.5):
             pass

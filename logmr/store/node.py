@@ -8,6 +8,7 @@ fsyncs; queries (other threads) read a snapshot of the index and never wait for 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import fcntl
 import logging
 import os
@@ -16,7 +17,7 @@ import socket
 import threading
 import time
 from array import array
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -86,6 +87,9 @@ class NodeStore:
         self._hours: list[int] = []
         self._done: set[tuple[str, int]] = set()
         self._writers: OrderedDict[int, SegmentWriter] = OrderedDict()
+        self._write_lock = threading.Lock()  # ingest and retention take turns on segments
+        self._last_write: dict[int, float] = {}
+        self._rate: deque[tuple[float, int]] = deque()  # (when, lines ingested so far)
         self._cache: OrderedDict[tuple[str, int, int], Any] = OrderedDict()
         self._cache_size: dict[tuple[str, int, int], int] = {}
         self._cache_used = 0
@@ -156,6 +160,15 @@ class NodeStore:
 
     def store(self, batch: Batch) -> StoreResult:
         """Store a batch durably (fsync) unless already stored; safe to call again."""
+        with self._write_lock:
+            result = self._store(batch)
+        now = time.monotonic()
+        self._rate.append((now, self.ingested_lines))
+        while self._rate and self._rate[0][0] < now - 60:
+            self._rate.popleft()
+        return result
+
+    def _store(self, batch: Batch) -> StoreResult:
         blob = batch.lines if batch.lines.endswith(b"\n") or not batch.lines else (
             batch.lines + b"\n")
         parsed = parse_batch(blob, batch.fmt, self._clock)
@@ -182,6 +195,7 @@ class NodeStore:
                  "unparsed": ok.count(False)}, lines, cols, ts)
             writer = self._writer(hour)
             offset = writer.append(record)
+            self._last_write[hour] = time.monotonic()
             touched.append(writer)
             pending.append((hour, offset, record, meta, lines, ts))
             wrote += len(ts)
@@ -226,6 +240,34 @@ class NodeStore:
         else:
             self._writers.move_to_end(hour)
         return writer
+
+    def retain(self, window: int, now: float | None = None, idle: float = 60.0) -> list[str]:
+        """Delete whole segments whose every line is older than ``window`` seconds; never
+        one written to in the last ``idle`` seconds. Returns the paths deleted."""
+        cutoff = (time.time() if now is None else now) - window
+        deleted = []
+        with self._write_lock:
+            with self._lock:
+                old = [h for h in self._hours if h + 3600 <= cutoff
+                       and all(m.t1 < cutoff for _, m in self._index[h])]
+            for hour in old:
+                if time.monotonic() - self._last_write.get(hour, float("-inf")) < idle:
+                    continue  # being written: a late batch for that hour is still coming
+                writer = self._writers.pop(hour, None)
+                if writer is not None:
+                    writer.close()
+                path = self._writer_path(hour)
+                with self._lock:
+                    for _, meta in self._index.pop(hour, []):
+                        self._done.discard((meta.batch_id, meta.part))
+                    self._hours.remove(hour)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                self._last_write.pop(hour, None)
+                deleted.append(path)
+        if deleted:
+            log.info("retention: deleted %d segments older than %d s", len(deleted), window)
+        return deleted
 
     def close(self) -> None:
         """Sync and close every open segment and release the data dir."""
@@ -304,6 +346,14 @@ class NodeStore:
         """Held while the index or the cache change: hold it to fork a consistent copy."""
         return self._lock
 
+    def _ingest_rate(self) -> float:
+        """Lines per second stored over the last minute."""
+        if len(self._rate) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = self._rate[0], self._rate[-1]
+        recent = time.monotonic() - t1 < 60
+        return round((n1 - n0) / max(t1 - t0, 1.0), 1) if recent else 0.0
+
     def stats(self) -> dict[str, Any]:
         """Lines, bytes, time span and segments held by this node."""
         with self._lock:
@@ -322,6 +372,7 @@ class NodeStore:
             "segments": hours,
             "batches": len({m.batch_id for m in metas}),
             "problems": list(self.problems),
+            "ingest_lines_per_s": self._ingest_rate(),
         }
 
 

@@ -332,3 +332,23 @@ def test_every_stored_line_has_a_time(store: NodeStore) -> None:
     store.store(batch("b1", b"1.2.3.4 - - [20/May/2015:10\n" + line(11, 0) + line(12, 0)))
     for rec in all_records(store):
         assert len(rec.ts()) == rec.lines().count(b"\n") == rec.meta.lines
+
+
+def test_retain_deletes_only_whole_segments_older_than_the_window(tmp_path: Path) -> None:
+    s = NodeStore(str(tmp_path), node_id="n1")
+    try:
+        s.store(batch("b1", line(10, 1) + line(10, 59)))  # the 10:00 hour
+        s.store(batch("b2", line(11, 30)))  # the 11:00 hour
+        s.store(batch("b3", line(12, 5)))  # the 12:00 hour
+        now = H12 + 3600 + 600  # 13:10 on a fake clock
+        # a 90-minute window: 10:00-11:00 is wholly older, 11:00-12:00 reaches 11:40
+        kept_while_written = s.retain(90 * 60, now=now)  # everything was written just now
+        assert kept_while_written == []
+        deleted = s.retain(90 * 60, now=now, idle=0)
+        assert [Path(p).name for p in deleted] == [f"{H10}.seg"]
+        assert [h for h, _ in s.records()] == [H11, H12]
+        assert not (tmp_path / "segments" / f"{H10}.seg").exists()
+        # a redelivered old batch is stored again after its segment is gone
+        assert not s.store(batch("b1", line(10, 1) + line(10, 59))).duplicate
+    finally:
+        s.close()
