@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,7 @@ class Line:
     host: str
     node: str
     line: bytes
+    key: tuple[Any, ...] = ()  # (time, batch id, line index): a stored line's identity
 
 
 @dataclass
@@ -95,7 +96,8 @@ def grep(servers: list[Server], request: GrepRequest, client: Client | None = No
                 if request.limit is not None and outcome.count >= request.limit:
                     break
                 outcome.count += 1
-                yield Line(time=row[0], host=row[3], node=row[5], line=row[4])
+                yield Line(time=row[0], host=row[3], node=row[5], line=row[4],
+                           key=(row[0], row[1], row[2]))
         finally:
             for job in fan.jobs.values():
                 job.close()
@@ -138,3 +140,36 @@ def grep_files(paths: list[str], request: GrepRequest, fmt: str = "combined"
             yield Line(time=t, host="-", node="local", line=line)
 
     return outcome, lines()
+
+
+def follow(servers: list[Server], request: GrepRequest, *, secret: bytes | None = None,
+           poll: float = 0.5, stop: Callable[[], bool] = lambda: False) -> Iterator[Line]:
+    """Lines as they arrive, like ``tail -f`` of one merged log: every ``poll`` seconds,
+    the lines stored since the last ones seen, in time order. A line that arrives after
+    newer ones were shown (a late batch) is shown when it arrives."""
+    import time as clock
+
+    since = request.since if request.since is not None else int(clock.time())
+    seen: dict[tuple[Any, ...], int] = {}  # keys shown lately -> their time
+    slack = 120  # re-read this far back: batches do not arrive in time order
+    while not stop():
+        started = clock.monotonic()
+        window = GrepRequest(request.query, since=since - slack, until=request.until)
+        outcome, lines = grep(servers, window, secret=secret)
+        newest = since
+        for row in _keyed(lines):
+            key, item = row
+            if key in seen:
+                continue
+            seen[key] = item.time
+            newest = max(newest, item.time)
+            yield item
+        since = newest
+        for key in [k for k, t in seen.items() if t < since - slack]:
+            del seen[key]
+        clock.sleep(max(0.0, poll - (clock.monotonic() - started)))  # the polling interval
+
+
+def _keyed(lines: Iterator[Line]) -> Iterator[tuple[tuple[Any, ...], Line]]:
+    for item in lines:
+        yield item.key, item

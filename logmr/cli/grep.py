@@ -12,7 +12,7 @@ import click
 from logmr.cli.options import secret_option, servers_option, time_range_options
 from logmr.gearman.connection import Server
 from logmr.mapfn.grep import GrepQuery
-from logmr.search import GrepRequest, grep, grep_files
+from logmr.search import GrepRequest, follow, grep, grep_files
 from logmr.timeutil import format_epoch
 
 
@@ -37,13 +37,15 @@ from logmr.timeutil import format_epoch
               help="One JSON object per line: time, node, host, line.")
 @click.option("--log-format", default="combined", show_default=True, metavar="FORMAT",
               help="Format of FILES (file mode), for their times.")
+@click.option("-f", "--follow", is_flag=True,
+              help="Keep printing matching lines as they arrive (Ctrl-C stops).")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
               show_default=True,
               help="Highlight matches: auto = on a terminal, unless NO_COLOR is set.")
 def command(pattern: str, files: tuple[str, ...], log_format: str, servers: list[Server],
             secret: bytes | None, since: int | None, until: int | None, ignore_case: bool,
             fixed: bool, invert: bool, count_only: bool, limit: int | None, timeout: float,
-            as_json: bool, color: str) -> int:
+            as_json: bool, color: str, follow: bool) -> int:
     """Print the stored lines matching PATTERN (a Python regular expression), from
     every storage node, merged into time order, exactly as they were logged; or the
     lines of FILES, with no cluster at all (FILE arguments always mean file mode).
@@ -61,6 +63,10 @@ def command(pattern: str, files: tuple[str, ...], log_format: str, servers: list
                       ignore_case=ignore_case, invert=invert)
     request = GrepRequest(query, since=since, until=until, limit=limit, count_only=count_only,
                           timeout=timeout)
+    if follow:
+        if files or count_only or limit is not None:
+            raise click.UsageError("--follow reads the cluster, without -c, --limit or FILES")
+        return _follow(servers, request, secret, as_json, color)
     if files:
         outcome, lines = grep_files(list(files), request, fmt=log_format)
     else:
@@ -102,3 +108,21 @@ def _colored(choice: str) -> bool:
     if choice != "auto":
         return choice == "always"
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _follow(servers: list[Server], request: GrepRequest, secret: bytes | None, as_json: bool,
+            color: str) -> int:
+    out = sys.stdout.buffer
+    rx = request.query.compile() if _colored(color) and not request.query.invert else None
+    try:
+        for item in follow(servers, request, secret=secret):
+            if as_json:
+                out.write(json.dumps({"time": format_epoch(item.time), "node": item.node,
+                                      "host": item.host, "line": item.line.decode(
+                                          "utf-8", "backslashreplace")}).encode() + b"\n")
+            else:
+                out.write((rx.sub(_highlight, item.line) if rx else item.line) + b"\n")
+            out.flush()
+    except KeyboardInterrupt:
+        return 0
+    return 0
