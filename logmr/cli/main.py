@@ -19,7 +19,7 @@ from logmr.errors import LogmrError
 
 COMMANDS = {"ship": "logmr.cli.ship", "worker": "logmr.cli.worker",
             "grep": "logmr.cli.grep", "report": "logmr.cli.report", "run": "logmr.cli.run",
-            "cluster": "logmr.cli.cluster",
+            "cluster": "logmr.cli.cluster", "config": "logmr.cli.config",
             "status": "logmr.cli.status"}
 
 
@@ -37,8 +37,22 @@ class LazyGroup(click.Group):
         return command
 
 
+def _with_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Read the configuration file before the command's options are resolved."""
+    from logmr.config import default_map, find_config, load_config
+
+    path = find_config(value)
+    ctx.meta["logmr.config"] = path
+    ctx.default_map = default_map(load_config(path), list(COMMANDS))
+    return value
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="logmr")
+@click.option("--config", envvar="LOGMR_CONFIG", metavar="FILE", is_eager=True,
+              callback=_with_config, expose_value=False,
+              help="TOML configuration (default: ~/.config/logmr/logmr.toml, then "
+                   "/etc/logmr/logmr.toml). Flags win, then LOGMR_* variables, then the file.")
 @click.option("--debug", is_flag=True, envvar="LOGMR_DEBUG",
               help="Show tracebacks and debug logging.")
 @click.pass_context
