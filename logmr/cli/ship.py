@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import sys
 from typing import Any
 
 import click
@@ -40,12 +41,13 @@ from logmr.ship.spool import default_spool_dir
                    "what is left then stays in the spool for the next ship.")
 @click.option("--drain", is_flag=True,
               help="Read nothing: send what ships that are gone left in the spool, then exit.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--retry-for", default=60.0, show_default=True, type=click.FloatRange(0),
               help="For FILES: seconds to keep trying when no job server accepts a batch.")
 def command(files: tuple[str, ...], servers: list[Server], secret: bytes | None, fmt: str,
             host: str,
             batch_lines: int, batch_bytes: int, batch_delay: float, spool_dir: str,
-            drain_timeout: float, drain: bool, retry_for: float) -> None:
+            drain_timeout: float, drain: bool, retry_for: float, quiet: bool) -> None:
     """Ship access-log lines from FILES (default: stdin) to the storage nodes.
 
     \b
@@ -63,7 +65,9 @@ def command(files: tuple[str, ...], servers: list[Server], secret: bytes | None,
                           limits=BatchLimits(batch_lines, batch_bytes, batch_delay),
                           retry_for=retry_for, spool_dir=spool_dir,
                           drain_timeout=drain_timeout, secret=secret)
-    shipper = Shipper(options)
+    # a progress bar for FILES on a terminal (rich itself honours NO_COLOR for colours)
+    bar = None if quiet or not files or not sys.stderr.isatty() else _Bar()
+    shipper = Shipper(options, progress=bar.update if bar else None)
     try:
         if drain:
             if files:
@@ -73,7 +77,38 @@ def command(files: tuple[str, ...], servers: list[Server], secret: bytes | None,
             shipper.ship_paths(files or ("-",))
     finally:
         shipper.close()
+        if bar is not None:
+            bar.close()
 
 
 def _keep_reading(signum: int, frame: Any) -> None:
     """SIGTERM: Apache's children may still be writing; read on until end-of-file."""
+
+
+class _Bar:
+    """A rich progress bar per file shipped, on stderr (a terminal only)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 DownloadColumn(), TransferSpeedColumn(),
+                                 TimeRemainingColumn(), console=Console(stderr=True))
+        self.tasks: dict[str, Any] = {}
+        self.progress.start()
+
+    def update(self, name: str, done: int, total: int) -> None:
+        if name not in self.tasks:
+            self.tasks[name] = self.progress.add_task(f"ship {name}", total=total)
+        self.progress.update(self.tasks[name], completed=done)
+
+    def close(self) -> None:
+        self.progress.stop()

@@ -22,7 +22,7 @@ import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from logmr import wire
@@ -68,7 +68,8 @@ class GaveUp(LogmrError):
 class Shipper:
     """Ships files and streams; one per ship process."""
 
-    def __init__(self, options: ShipOptions, client: Client | None = None) -> None:
+    def __init__(self, options: ShipOptions, client: Client | None = None,
+                 progress: Callable[[str, int, int], None] | None = None) -> None:
         compile_format(options.fmt)  # a bad format is the user's error: say so before reading
         self.options = options
         self.client = client or Client(options.servers)
@@ -77,6 +78,7 @@ class Shipper:
         self._seq = 0
         self._deadline: float | None = None  # set when input has ended
         self._stop = threading.Event()
+        self._progress = progress  # (file, bytes done, bytes in all), for regular files
 
     # -- submitting -----------------------------------------------------------------------
 
@@ -107,16 +109,20 @@ class Shipper:
 
     # -- regular files --------------------------------------------------------------------
 
-    def ship_file(self, fd: int) -> None:
+    def ship_file(self, fd: int, name: str = "-") -> None:
         """Ship a regular file (it is its own durable copy: no spool)."""
         batcher = Batcher(self.options.limits)
         run = f"{time.time_ns():016x}{secrets.randbits(32):08x}"
         offset = 0
 
+        total = os.fstat(fd).st_size
+
         def send(lines: bytes) -> None:
             nonlocal offset
             self.submit(f"{run}.f-{offset:012x}", lines, patience=self.options.retry_for)
             offset += len(lines)
+            if self._progress is not None:
+                self._progress(name, offset, total)
 
         while data := os.read(fd, READ_SIZE):
             for lines in batcher.feed(data):
@@ -136,7 +142,7 @@ class Shipper:
                 raise LogmrError(f"cannot read {path}: {exc.strerror}") from None
             try:
                 if stat.S_ISREG(os.fstat(fd).st_mode):
-                    self.ship_file(fd)
+                    self.ship_file(fd, path)
                 else:
                     self.ship_stream(fd)
             finally:

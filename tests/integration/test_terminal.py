@@ -43,3 +43,28 @@ def test_highlight_on_a_terminal_only() -> None:
     assert ESC not in piped and piped.count(b"\n") == 3
     no_color = run_on_pty(*args, env={**env, "NO_COLOR": "1"})
     assert ESC not in no_color and no_color.count(b"xdotool") >= 3
+
+
+def test_ship_shows_a_progress_bar_on_a_terminal_only(cluster: object, tmp_path: object) -> None:
+    servers = cluster.servers  # type: ignore[attr-defined]
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "logmr", "ship", "--servers", servers,
+                                 str(SEMICOMPLETE)], stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        shown = b""
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            shown += data
+        assert proc.wait(60) == 0
+    finally:
+        os.close(master)
+    assert b"ship " in shown and b"MB" in shown  # the bar, with its byte counts
+    quiet = subprocess.run([sys.executable, "-m", "logmr", "ship", "--servers", servers,
+                            str(SEMICOMPLETE)], capture_output=True, check=True)
+    assert quiet.stderr == b""  # piped: no bar
