@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -107,7 +108,8 @@ class _Bar:
 
     def update(self, name: str, done: int, total: int) -> None:
         if name not in self.tasks:
-            self.tasks[name] = self.progress.add_task(f"ship {name}", total=total)
+            label = os.path.basename(name) or name
+            self.tasks[name] = self.progress.add_task(f"ship {label[:30]}", total=total)
         self.progress.update(self.tasks[name], completed=done)
 
     def close(self) -> None:
