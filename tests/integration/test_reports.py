@@ -174,3 +174,17 @@ def test_click_analysis_equals_the_known_visits(visits: tuple[Path, dict[str, An
     total = truth["totals"]["lines"]
     wait_for(lambda: cluster.run("grep", "-c", "").stdout == b"%d\n" % total, 60, "stored")
     _check_clicks(report(*_click_args(truth), servers=cluster.servers), truth)
+
+
+def test_gz_and_stdin_give_the_same_report(tmp_path: Path) -> None:
+    import gzip
+
+    packed = tmp_path / "access.log.gz"
+    packed.write_bytes(gzip.compress(SEMICOMPLETE.read_bytes()))
+    args = ("--all", "--limit", "5")
+    plain = report(*args, str(SEMICOMPLETE))
+    assert report(*args, str(packed)) == plain
+    piped = logmr("report", "--format", "json", *args, "-", stdin=SEMICOMPLETE.read_bytes())
+    data = json.loads(piped.stdout)
+    data["summary"].pop("nodes")
+    assert data == plain
