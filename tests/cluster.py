@@ -106,6 +106,23 @@ class LocalCluster:
         """Lines stored across the cluster."""
         return sum(int(s["lines"]) for s in self.node_stats().values())  # type: ignore[call-overload]
 
+    def store_on_both_nodes(self, batch_id: str, lines: bytes) -> None:
+        """Store one batch on node1 and on node2, as a batch redelivered after a node was
+        killed between storing it and acknowledging it ends up."""
+        from logmr.gearman.client import Client
+
+        n = lines.count(b"\n")
+        payload = wire.pack_batch(wire.Batch(batch_id, "web1", "combined", lines))
+        client = Client([self.gearmand.server])
+        try:
+            for node, other in (("node1", "node2"), ("node2", "node1")):
+                self.stop_worker(other)  # only `node` can take the job
+                client.submit_background(wire.STORE_FUNCTION, payload, f"{batch_id}-{node}")
+                self.wait_stored(n)
+                self.start_worker(other)
+        finally:
+            client.close()
+
     def wait_stored(self, lines: int, timeout: float = 60.0) -> None:
         """Wait until the nodes hold ``lines`` lines in all."""
         wait_for(lambda: self.stored_lines() >= lines, timeout, f"{lines} lines stored")

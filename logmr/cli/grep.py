@@ -10,6 +10,7 @@ import sys
 import click
 
 from logmr.cli.options import secret_option, servers_option, time_range_options
+from logmr.cli.render import warn_missing
 from logmr.gearman.connection import Server
 from logmr.mapfn.grep import GrepQuery
 from logmr.search import GrepRequest, follow, grep, grep_files
@@ -88,13 +89,7 @@ def command(pattern: str, files: tuple[str, ...], log_format: str, servers: list
     if count_only:
         out.write(b"%d\n" % outcome.count)
     out.flush()
-    for server, reason in outcome.servers_down.items():
-        sys.stderr.write(f"logmr: warning: job server {server} is down ({reason}); nodes "
-                         "registered only there are not included\n")
-    for name, reason in outcome.failed.items():
-        sys.stderr.write(f"logmr: node {name} did not answer: {reason}\n")
-    if outcome.failed:
-        sys.stderr.write("logmr: results are partial\n")
+    if warn_missing(outcome.servers_down, outcome.failed, "results are"):
         return 2 if outcome.count == 0 else 0
     return 0 if outcome.count else 1
 

@@ -109,3 +109,16 @@ def _cell(value: Any, column: str, row: dict[str, Any]) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and column not in ("status",):
         return f"{value:,}"
     return "" if value is None else str(value)
+
+
+def warn_missing(servers_down: dict[str, str], failed: dict[str, str], what: str) -> bool:
+    """Say on stderr which job servers and nodes are missing from ``what``; True if a node
+    is (the output is then partial)."""
+    for server, reason in servers_down.items():
+        sys.stderr.write(f"logmr: warning: job server {server} is down ({reason}); nodes "
+                         "registered only there are not included\n")
+    for node, reason in failed.items():
+        sys.stderr.write(f"logmr: node {node} did not answer: {reason}\n")
+    if failed:
+        sys.stderr.write(f"logmr: {what} partial\n")
+    return bool(failed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from typing import Any
 
 import click
@@ -142,15 +141,7 @@ def command(files: tuple[str, ...], everything: bool, transitions: str | None,
         from logmr.report import cluster_report
 
         result = cluster_report(servers, spec, secret=secret, timeout=timeout)
-    from logmr.cli.render import render
+    from logmr.cli.render import render, warn_missing
 
     render(result.data, fmt, output)
-    for server, reason in result.servers_down.items():
-        sys.stderr.write(f"logmr: warning: job server {server} is down ({reason}); nodes "
-                         "registered only there are not included\n")
-    for node, reason in result.failed.items():
-        sys.stderr.write(f"logmr: node {node} did not answer: {reason}\n")
-    if result.failed:
-        sys.stderr.write("logmr: the report is partial\n")
-        return 2
-    return 0
+    return 2 if warn_missing(result.servers_down, result.failed, "the report is") else 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from logmr.cli.options import secret_option, servers_option, time_range_options
@@ -43,12 +41,7 @@ def command(job_file: str, files: tuple[str, ...], servers: list[Server],
         pairs = run_inline(job, files, fmt=log_format, since=since, until=until)
     else:
         pairs, failed = run_on_cluster(servers, job, since, until, secret)
-    from logmr.cli.render import render
+    from logmr.cli.render import render, warn_missing
 
     render({job.name: job.rows(pairs, limit)}, fmt, None)
-    for node, reason in failed.items():
-        sys.stderr.write(f"logmr: node {node} did not answer: {reason}\n")
-    if failed:
-        sys.stderr.write("logmr: the results are partial\n")
-        return 2
-    return 0
+    return 2 if warn_missing({}, failed, "the results are") else 0

@@ -152,21 +152,8 @@ def test_silent_node_is_named_and_results_are_partial(cluster: LocalCluster) -> 
 def test_a_batch_stored_on_two_nodes_counts_once(cluster: LocalCluster) -> None:
     """A requeued batch can reach a second node after the first stored it (killed before
     its acknowledgement): grep and grep -c must still show its lines once."""
-    from logmr import wire
-    from logmr.gearman.client import Client
-
     lines = b"".join(HACKERS.read_bytes().splitlines(keepends=True)[:50])
-    payload = wire.pack_batch(wire.Batch("dup-batch-1", "web1", "combined", lines))
-    client = Client([cluster.gearmand.server])
-    try:
-        for node in ("node1", "node2"):
-            other = "node2" if node == "node1" else "node1"
-            cluster.stop_worker(other)
-            client.submit_background(wire.STORE_FUNCTION, payload, f"dup-via-{node}")
-            cluster.wait_stored(50)
-            cluster.start_worker(other)
-    finally:
-        client.close()
+    cluster.store_on_both_nodes("dup-batch-1", lines)
     stats = cluster.node_stats()
     assert [int(s["lines"]) for s in stats.values()] == [50, 50]  # type: ignore[call-overload]
     assert grep_lines(cluster, "") == expected_from(lines)

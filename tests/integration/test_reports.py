@@ -80,21 +80,8 @@ def test_file_mode_and_clusters_of_one_and_two_nodes_agree(
 
 
 def test_a_batch_on_two_nodes_counts_once_in_reports(cluster: LocalCluster) -> None:
-    from logmr import wire
-    from logmr.gearman.client import Client
-
     lines = b"".join(HACKERS.read_bytes().splitlines(keepends=True)[:200])
-    payload = wire.pack_batch(wire.Batch("dup-report-1", "web1", "combined", lines))
-    client = Client([cluster.gearmand.server])
-    try:
-        for node in ("node1", "node2"):
-            other = "node2" if node == "node1" else "node1"
-            cluster.stop_worker(other)
-            client.submit_background(wire.STORE_FUNCTION, payload, f"dup-report-via-{node}")
-            cluster.wait_stored(200)
-            cluster.start_worker(other)
-    finally:
-        client.close()
+    cluster.store_on_both_nodes("dup-report-1", lines)
     path = cluster.root / "lines.log"
     path.write_bytes(lines)
     assert report("--all", servers=cluster.servers) == report("--all", str(path))
