@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from logmr.errors import LogmrError
 
+T = TypeVar("T")
 CHUNK = 4 << 20  # file mode reads (and processes) this many bytes of lines at a time
 
 
@@ -48,3 +49,41 @@ def open_log(path: str) -> Any:
 
         return gzip.open(path, "rb")
     return open(path, "rb")  # noqa: SIM115 - closed by the caller's with
+
+
+def total_size(paths: Iterable[str]) -> int:
+    """Bytes on disk of the named files (stdin counts as 0; a .gz counts 8 times)."""
+    size = 0
+    for path in paths:
+        try:
+            n = os.path.getsize(path) if path != "-" else 0
+        except OSError:
+            continue
+        size += n * 8 if path.endswith(".gz") else n
+    return size
+
+
+PARALLEL_FROM = 32 << 20  # inputs this large are mapped on every core
+
+
+def map_chunks(func: Callable[..., T], chunks: Iterable[bytes], *args: Any,
+               parallel: bool) -> Iterator[T]:
+    """``func(chunk, *args)`` for every chunk, in order; on every core when ``parallel``
+    (child processes started fresh, a few chunks in flight at a time)."""
+    if not parallel or (os.cpu_count() or 1) < 2:
+        for chunk in chunks:
+            yield func(chunk, *args)
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    workers = os.cpu_count() or 2
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending: deque[Future[T]] = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(func, chunk, *args))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

@@ -115,7 +115,26 @@ def _skips(listings: dict[str, dict[str, Any]]) -> dict[str, list[list[Any]]]:
 # -- files --------------------------------------------------------------------------------
 
 def file_report(paths: Iterable[str], spec: ReportSpec, fmt: str = "combined") -> ReportResult:
-    """The same report over log files, in this process (no cluster)."""
+    """The same report over log files, in this process (no cluster); large inputs are
+    mapped on every core, and the partials merged here as they would be from nodes."""
+    from logmr.files import PARALLEL_FROM, map_chunks, total_size
+    from logmr.mapfn.agents import is_static
+    from logmr.mapfn.report import map_report
+
+    paths = list(paths)
+    merged = Merged()
+    parallel = total_size(paths) >= PARALLEL_FROM
+    for partial in map_chunks(map_file_chunk, read_chunks(paths), spec, fmt, parallel=parallel):
+        merged.add(partial)
+    if not merged.nodes:
+        from logmr.mapfn import frames
+
+        merged.add(map_report(frames.empty_frame(), 0, spec, _is_bot, is_static))
+    return ReportResult(finalize(merged, spec))
+
+
+def map_file_chunk(blob: bytes, spec: ReportSpec, fmt: str) -> dict[str, Any]:
+    """The partial report of one chunk of a file (runs in a child on large inputs)."""
     import polars as pl
 
     from logmr.mapfn import frames
@@ -123,22 +142,12 @@ def file_report(paths: Iterable[str], spec: ReportSpec, fmt: str = "combined") -
     from logmr.mapfn.grep import GrepQuery, matching_spans
     from logmr.mapfn.parse import parse_batch
     from logmr.mapfn.report import apply_filters, map_report
-    from logmr.timeutil import ClfClock
 
-    rx = GrepQuery(spec.filters.grep).compile() if spec.filters.grep is not None else None
-    clock = ClfClock()
-    merged = Merged()
-    got_any = False
-    for blob in read_chunks(paths):
-        parsed = parse_batch(blob, fmt, clock)
-        frame, bad = frames.record_frame(parsed.columns, parsed.ts)
-        if rx is not None:
-            keep = [i for i, _, _ in matching_spans(blob if blob.endswith(b"\n") else
-                                                    blob + b"\n", rx)]
-            frame = frame.filter(pl.col("line").is_in(keep))
-        frame = apply_filters(frame, spec.filters, _is_bot)
-        merged.add(map_report(frame, bad, spec, _is_bot, is_static))
-        got_any = True
-    if not got_any:
-        merged.add(map_report(frames.empty_frame(), 0, spec, _is_bot, is_static))
-    return ReportResult(finalize(merged, spec))
+    parsed = parse_batch(blob, fmt)
+    frame, bad = frames.record_frame(parsed.columns, parsed.ts)
+    if spec.filters.grep is not None:
+        rx = GrepQuery(spec.filters.grep).compile()
+        keep = [i for i, _, _ in matching_spans(blob, rx)]
+        frame = frame.filter(pl.col("line").is_in(keep))
+    frame = apply_filters(frame, spec.filters, _is_bot)
+    return map_report(frame, bad, spec, _is_bot, is_static)

@@ -108,28 +108,21 @@ def grep(servers: list[Server], request: GrepRequest, client: Client | None = No
 
 def grep_files(paths: list[str], request: GrepRequest, fmt: str = "combined"
                ) -> tuple[GrepOutcome, Iterator[Line]]:
-    """The same grep over log files, in this process: matching lines in time order (lines
-    of the same second in the order of the files)."""
-    from logmr.files import read_chunks
-    from logmr.mapfn.grep import selected_spans
-    from logmr.mapfn.parse import parse_batch
-    from logmr.timeutil import ClfClock
+    """The same grep over log files, in this process (large inputs on every core):
+    matching lines in time order, lines of the same second in the order of the files."""
+    from logmr.files import PARALLEL_FROM, map_chunks, read_chunks, total_size
 
-    rx = request.query.compile()
+    request.query.compile()
     outcome = GrepOutcome(None, ["local"])
 
     def lines() -> Iterator[Line]:
         rows: list[tuple[int, int, bytes]] = []
-        clock = ClfClock()
         seen = 0
-        since, until = request.since, request.until
-        for blob in read_chunks(paths):
-            ts = parse_batch(blob, fmt, clock).ts
-            for idx, start, end in selected_spans(blob, rx, request.query.invert):
-                t = ts[idx]
-                if (since is None or t >= since) and (until is None or t < until):
-                    rows.append((t, seen + idx, blob[start:end]))
-            seen += len(ts)
+        parallel = total_size(paths) >= PARALLEL_FROM
+        for count, found in map_chunks(grep_file_chunk, read_chunks(paths), request, fmt,
+                                       parallel=parallel):
+            rows.extend((t, seen + idx, line) for t, idx, line in found)
+            seen += count
         rows.sort()
         if request.limit is not None:
             rows = rows[:request.limit]
@@ -140,6 +133,22 @@ def grep_files(paths: list[str], request: GrepRequest, fmt: str = "combined"
             yield Line(time=t, host="-", node="local", line=line)
 
     return outcome, lines()
+
+
+def grep_file_chunk(blob: bytes, request: GrepRequest, fmt: str
+                    ) -> tuple[int, list[tuple[int, int, bytes]]]:
+    """How many lines a chunk has, and its matches as (time, line index, line)."""
+    from logmr.mapfn.grep import selected_spans
+    from logmr.mapfn.parse import parse_batch
+
+    ts = parse_batch(blob, fmt).ts
+    since, until = request.since, request.until
+    found = []
+    for idx, start, end in selected_spans(blob, request.query.compile(), request.query.invert):
+        t = ts[idx]
+        if (since is None or t >= since) and (until is None or t < until):
+            found.append((t, idx, blob[start:end]))
+    return len(ts), found
 
 
 def follow(servers: list[Server], request: GrepRequest, *, secret: bytes | None = None,
