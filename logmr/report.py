@@ -3,7 +3,7 @@ on files (the same map and reduce, in this process)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +44,8 @@ def _is_bot(ua: bytes) -> bool:
 # -- the cluster --------------------------------------------------------------------------
 
 def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None = None,
-                   timeout: float | None = 300.0) -> ReportResult:
+                   timeout: float | None = 300.0,
+                   progress: Callable[[str, int, int], None] | None = None) -> ReportResult:
     """Map the report on every live node; merge the partials here.
 
     A batch stored on two nodes (delivered twice after a crash) must count once: the nodes
@@ -63,23 +64,51 @@ def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None
                       secret, extra={n: {"skip": s} for n, s in skip.items()})
         merged = Merged()
         failed = {**listing.failed, **fan.failed}
-        for node_id in sorted(fan.jobs):
-            try:
-                _fold(fan.jobs[node_id], node_id, merged)
-            except LogmrError as exc:
-                failed[node_id] = str(exc)
+        _fold_all(fan.jobs, merged, failed, progress)
     finally:
         client.close()
     return ReportResult(finalize(merged, spec), failed, cluster.servers_down)
 
 
-def _fold(job: ForegroundJob, node_id: str, merged: Merged) -> None:
-    """Merge one node's answer: its page streams as they come, then its partial."""
-    with job:
-        for chunk in job:
-            merged.add_pages(wire.unpack_frame(chunk))
-        result = wire.unpack_result(job.result)
-    merged.add(result, node_id)
+def _fold_all(jobs: dict[str, ForegroundJob], merged: Merged, failed: dict[str, str],
+              progress: Callable[[str, int, int], None] | None) -> None:
+    """Read every node's answer at once (page streams as they come, then the partial),
+    reporting each node's progress (hours done of hours to read) as it goes."""
+    import selectors
+    import time
+
+    results: dict[str, dict[str, Any]] = {}
+    heard: dict[str, float] = {}
+    with selectors.DefaultSelector() as selector:
+        for node_id, job in jobs.items():
+            selector.register(job.fileno(), selectors.EVENT_READ, node_id)
+            heard[node_id] = time.monotonic()
+        while selector.get_map():
+            for key in list(selector.get_map().values()):  # nodes silent for too long
+                job = jobs[key.data]
+                if job.timeout is not None and time.monotonic() - heard[key.data] > job.timeout:
+                    failed[key.data] = f"sent nothing for {job.timeout:g} s"
+                    selector.unregister(key.fileobj)
+                    job.close()
+            for key, _ in selector.select(timeout=1.0):
+                node_id = key.data
+                heard[node_id] = time.monotonic()
+                job = jobs[node_id]
+                try:
+                    for chunk in job.step():
+                        merged.add_pages(wire.unpack_frame(chunk))
+                    if job.status is not None and progress is not None:
+                        progress(node_id, *job.status)
+                    if job.finished:
+                        results[node_id] = wire.unpack_result(job.result)
+                        if progress is not None:
+                            progress(node_id, 1, 1)
+                except LogmrError as exc:
+                    failed[node_id] = str(exc)
+                if job.finished or node_id in failed:
+                    selector.unregister(key.fileobj)
+    for node_id in sorted(results):  # a fixed order: the same report every time
+        merged.add(results[node_id], node_id)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import click
@@ -91,6 +92,7 @@ def parse_status(text: str) -> tuple[tuple[int, int], ...]:
               help="Write to this file instead of stdout.")
 @click.option("--log-format", default="combined", show_default=True, metavar="FORMAT",
               help="Format of FILES (file mode).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(1),
               help="Seconds a node may stay silent before it is counted as missing.")
 def command(files: tuple[str, ...], everything: bool, transitions: str | None,
@@ -99,7 +101,7 @@ def command(files: tuple[str, ...], everything: bool, transitions: str | None,
             only_status: str | None, source_host: str | None, exclude_bots: bool,
             limit: int, interval: str, visitor_key: str, session_timeout: str,
             include_static: bool, include_bots: bool, fmt: str, output: str | None,
-            log_format: str, timeout: float, **flags: bool) -> int:
+            log_format: str, timeout: float, quiet: bool, **flags: bool) -> int:
     """Summaries and click analysis of the stored logs, from every storage node, or
     of FILES with no cluster at all (FILE arguments always mean file mode).
 
@@ -140,8 +142,37 @@ def command(files: tuple[str, ...], everything: bool, transitions: str | None,
     else:
         from logmr.report import cluster_report
 
-        result = cluster_report(servers, spec, secret=secret, timeout=timeout)
+        bar = None if quiet or not sys.stderr.isatty() else _NodeProgress()
+        try:
+            result = cluster_report(servers, spec, secret=secret, timeout=timeout,
+                                    progress=bar.update if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
     from logmr.cli.render import render, warn_missing
 
     render(result.data, fmt, output)
     return 2 if warn_missing(result.servers_down, result.failed, "the report is") else 0
+
+
+class _NodeProgress:
+    """One progress bar per node on stderr (a terminal only), gone when the report is."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.completed}/{task.total} hours"),
+                                 console=Console(stderr=True), transient=True)
+        self.tasks: dict[str, Any] = {}
+        self.progress.start()
+
+    def update(self, node: str, done: int, total: int) -> None:
+        if node not in self.tasks:
+            self.tasks[node] = self.progress.add_task(f"node {node}", total=max(total, 1))
+        self.progress.update(self.tasks[node], completed=done, total=max(total, 1))
+        self.progress.refresh()
+
+    def close(self) -> None:
+        self.progress.stop()

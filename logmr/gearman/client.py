@@ -129,6 +129,24 @@ class ForegroundJob:
             raise
         self.close()
 
+    def step(self) -> list[bytes]:
+        """Read what has arrived (call when :meth:`fileno` is readable, to follow many jobs
+        at once): the WORK_DATA payloads among the packets now complete. Closes when done."""
+        out: list[bytes] = []
+        try:
+            if not self._conn.connected:
+                raise GearmanError(f"job {self.function} {self.handle} was closed")
+            for packet in self._conn.receive():
+                data = self._handle(packet)
+                if data is not None:
+                    out.append(data)
+        except GearmanError:
+            self.close()
+            raise
+        if self._result is not None:
+            self.close()
+        return out
+
     def _handle(self, packet: Packet) -> bytes | None:
         """Act on one packet; return a WORK_DATA payload, if it was one."""
         kind, args = packet.type, packet.args

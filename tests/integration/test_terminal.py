@@ -68,3 +68,31 @@ def test_ship_shows_a_progress_bar_on_a_terminal_only(cluster: object, tmp_path:
     quiet = subprocess.run([sys.executable, "-m", "logmr", "ship", "--servers", servers,
                             str(SEMICOMPLETE)], capture_output=True, check=True)
     assert quiet.stderr == b""  # piped: no bar
+
+
+def test_report_shows_node_progress_on_a_terminal_only(cluster: object) -> None:
+    servers = cluster.servers  # type: ignore[attr-defined]
+    assert subprocess.run([sys.executable, "-m", "logmr", "ship", "--servers", servers,
+                           str(SEMICOMPLETE)], capture_output=True).returncode == 0
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "logmr", "report", "--all", "--format",
+                                 "json", "--servers", servers], stdout=subprocess.DEVNULL,
+                                stderr=slave)
+        os.close(slave)
+        shown = b""
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            shown += data
+        assert proc.wait(60) == 0
+    finally:
+        os.close(master)
+    assert b"node node1" in shown and b"node node2" in shown
+    piped = subprocess.run([sys.executable, "-m", "logmr", "report", "--servers", servers],
+                           capture_output=True, check=True)
+    assert piped.stderr == b""
