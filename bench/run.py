@@ -125,6 +125,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="logmr benchmarks against peer tools")
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=5, help="runs per grep timing (best is kept)")
+    ap.add_argument("--simple-log", action="store_true",
+                    help="generate the simpler log of bench/genlog.py instead of visits")
     ap.add_argument("--grow-to", type=int, default=5_000_000,
                     help="lines stored when memory is measured the second time (0: skip)")
     args = ap.parse_args()
@@ -136,7 +138,8 @@ def main() -> None:
     OUT.mkdir(parents=True)
     log = OUT / "access.log"
     start = int(time.time()) - 2 * 86400
-    subprocess.run([sys.executable, str(ROOT / "bench" / "genvisits.py"), str(args.lines),
+    generator = "genlog.py" if args.simple_log else "genvisits.py"
+    subprocess.run([sys.executable, str(ROOT / "bench" / generator), str(args.lines),
                     str(log), "--start", str(start)], check=True, capture_output=True)
     size = log.stat().st_size
     print(f"log: {args.lines:,} lines, {size / 1e6:.0f} MB")
