@@ -11,12 +11,16 @@ from tests.cluster import SEMICOMPLETE
 ESC = b"\x1b[1;31m"
 
 
-def run_on_pty(*args: str, env: dict[str, str] | None = None) -> bytes:
-    """Run logmr with its stdout on a pseudo-terminal; what it printed."""
+def run_on_pty(*args: str, env: dict[str, str] | None = None, stream: str = "stdout"
+               ) -> bytes:
+    """Run logmr with its ``stream`` (stdout or stderr) on a pseudo-terminal, the other
+    one discarded; what it printed there."""
     master, slave = os.openpty()
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "logmr", *args], stdout=slave,
-                                stderr=subprocess.PIPE, env=env)
+        on_tty = {"stdout": slave, "stderr": subprocess.DEVNULL}
+        if stream == "stderr":
+            on_tty = {"stdout": subprocess.DEVNULL, "stderr": slave}
+        proc = subprocess.Popen([sys.executable, "-m", "logmr", *args], env=env, **on_tty)
         os.close(slave)
         chunks = []
         while True:
@@ -27,7 +31,7 @@ def run_on_pty(*args: str, env: dict[str, str] | None = None) -> bytes:
             if not data:
                 break
             chunks.append(data)
-        assert proc.wait(30) == 0
+        assert proc.wait(60) == 0
         return b"".join(chunks)
     finally:
         os.close(master)
@@ -47,23 +51,7 @@ def test_highlight_on_a_terminal_only() -> None:
 
 def test_ship_shows_a_progress_bar_on_a_terminal_only(cluster: object, tmp_path: object) -> None:
     servers = cluster.servers  # type: ignore[attr-defined]
-    master, slave = os.openpty()
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "logmr", "ship", "--servers", servers,
-                                 str(SEMICOMPLETE)], stdout=subprocess.DEVNULL, stderr=slave)
-        os.close(slave)
-        shown = b""
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            shown += data
-        assert proc.wait(60) == 0
-    finally:
-        os.close(master)
+    shown = run_on_pty("ship", "--servers", servers, str(SEMICOMPLETE), stream="stderr")
     assert b"ship " in shown and b"MB" in shown  # the bar, with its byte counts
     quiet = subprocess.run([sys.executable, "-m", "logmr", "ship", "--servers", servers,
                             str(SEMICOMPLETE)], capture_output=True, check=True)
@@ -74,24 +62,8 @@ def test_report_shows_node_progress_on_a_terminal_only(cluster: object) -> None:
     servers = cluster.servers  # type: ignore[attr-defined]
     assert subprocess.run([sys.executable, "-m", "logmr", "ship", "--servers", servers,
                            str(SEMICOMPLETE)], capture_output=True).returncode == 0
-    master, slave = os.openpty()
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "logmr", "report", "--all", "--format",
-                                 "json", "--servers", servers], stdout=subprocess.DEVNULL,
-                                stderr=slave)
-        os.close(slave)
-        shown = b""
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            shown += data
-        assert proc.wait(60) == 0
-    finally:
-        os.close(master)
+    shown = run_on_pty("report", "--all", "--format", "json", "--servers", servers,
+                       stream="stderr")
     assert b"node node1" in shown and b"node node2" in shown
     piped = subprocess.run([sys.executable, "-m", "logmr", "report", "--servers", servers],
                            capture_output=True, check=True)
