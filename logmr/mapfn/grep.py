@@ -157,9 +157,3 @@ def count_records(records: Iterable[R], rx: re.Pattern[bytes], invert: bool,
             yield rec, count_matching(rec.lines(), rx, invert, counter)
         else:
             yield rec, len(grep_hour([rec], rx, invert, since, until))
-
-
-def count_hour(records: Iterable[GrepRecord], rx: re.Pattern[bytes], invert: bool,
-               since: int | None, until: int | None) -> int:
-    """How many lines of one hour's records match."""
-    return sum(n for _, n in count_records(records, rx, invert, since, until))

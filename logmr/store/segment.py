@@ -230,21 +230,6 @@ def _read_record_at(path: str, f: Any, pos: int, size: int) -> tuple[Location, R
     return Location(path, pos + HEADER.size + meta_len, body_len, crc, meta_bytes), meta
 
 
-def read_body(loc: Location) -> bytes:
-    """Read a record's body and check it against its checksum."""
-    try:
-        fd = os.open(loc.path, os.O_RDONLY)
-        try:
-            body = os.pread(fd, loc.length, loc.offset)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise StoreError(f"cannot read segment {loc.path}: {exc.strerror}") from None
-    if len(body) != loc.length or zlib.crc32(body, zlib.crc32(loc.meta_bytes)) != loc.crc:
-        raise StoreError(f"segment {loc.path} is corrupt at byte {loc.offset}")
-    return body
-
-
 class SegmentWriter:
     """Appends records to one segment file; durable after :meth:`sync`."""
 

@@ -13,8 +13,8 @@ from logmr.errors import ConfigError
 from logmr.mapfn.grep import (
     GrepQuery,
     Row,
-    count_hour,
     count_matching,
+    count_records,
     grep_hour,
     line_counter,
     matching_spans,
@@ -128,7 +128,7 @@ def test_query_bad_regex_is_config_error() -> None:
         GrepQuery(b"a(").compile()
 
 
-# -- grep_hour and count_hour ---------------------------------------------------------------------
+# -- grep_hour and count_records ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -234,3 +234,8 @@ def test_grep_and_count_hour_match_reference(records: list[FakeRecord], pattern:
     expected = reference_rows(records, rx, invert, since, until)
     assert grep_hour(records, rx, invert, since, until) == expected
     assert count_hour(records, rx, invert, since, until) == len(expected)
+
+
+def count_hour(*args: object) -> int:
+    """Lines matched in all the records (what a node sums for grep -c)."""
+    return sum(n for _, n in count_records(*args))  # type: ignore[arg-type]
