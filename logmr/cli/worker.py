@@ -15,7 +15,7 @@ from logmr.cli.options import secret_option, servers_option
 from logmr.gearman.connection import Server
 from logmr.jobs import load_jobs_dir
 from logmr.mapfn.parse import compile_format
-from logmr.store.node import NodeStore
+from logmr.store.node import DEFAULT_CACHE_MB, NodeStore
 from logmr.store.runner import MapRunner
 from logmr.store.service import NodeService
 from logmr.timeutil import parse_span
@@ -32,8 +32,9 @@ from logmr.timeutil import parse_span
 @click.option("--log-format", default="combined", show_default=True, metavar="FORMAT",
               help="Format of lines arriving raw on the 'logger' function (not offered "
                    "when a secret is set).")
-@click.option("--cache-mb", default=512, show_default=True, type=click.IntRange(0),
-              help="Memory for recently read segments, in MiB.")
+@click.option("--cache-mb", default=DEFAULT_CACHE_MB, show_default=True, type=click.IntRange(0),
+              help="Memory for decoded lines and report frames, in MiB: with the ~200 MiB "
+                   "the node needs besides, its bound on memory.")
 @click.option("--map-budget", default=60.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds a query may run on this node before it is stopped.")
 @click.option("--map-memory-mb", default=2048, show_default=True, type=click.IntRange(64),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import ctypes
+import ctypes.util
 import fcntl
 import logging
 import os
@@ -32,7 +34,28 @@ from logmr.wire import Batch, check_id
 log = logging.getLogger(__name__)
 
 SEGMENT_SUFFIX = ".seg"
+DEFAULT_CACHE_MB = 256
+TRIM_AFTER = 64 << 20  # bytes evicted from the cache between two heap trims
 T = TypeVar("T")
+
+
+def _heap_trimmer() -> Callable[[], object] | None:
+    """glibc's malloc_trim(0), where there is one.
+
+    The cache's decoded lines live in the C heap, its report frames in polars' own
+    allocator. When eviction swaps one for the other, glibc keeps the freed pages: the
+    node's memory would be the high-water mark of both. Giving them back after each
+    stretch of evictions keeps it near the cache's bound (~5 ms a call).
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
+    return None if trim is None else (lambda: trim(0))
+
+
+_trim_heap = _heap_trimmer()
 
 
 @dataclass(frozen=True)
@@ -69,7 +92,7 @@ class NodeStore:
     """The data directory of one storage node."""
 
     def __init__(self, data_dir: str, node_id: str | None = None,
-                 cache_bytes: int = 256 << 20) -> None:
+                 cache_bytes: int = DEFAULT_CACHE_MB << 20) -> None:
         self.data_dir = os.path.abspath(data_dir)
         self.seg_dir = os.path.join(self.data_dir, "segments")
         try:
@@ -94,6 +117,7 @@ class NodeStore:
         self._cache_size: dict[tuple[str, int, int], int] = {}
         self._cache_used = 0
         self._cache_max = cache_bytes
+        self._evicted = 0  # bytes evicted since the heap was last trimmed
         self._clock = ClfClock()
         self.ingested_lines = 0
         self.ingested_batches = 0
@@ -215,6 +239,7 @@ class NodeStore:
                                 8 * len(ts) + 64)
             self.ingested_lines += wrote
             self.ingested_batches += 1 if pending else 0
+        self._trim_if_due()
         return StoreResult(lines=n, unparsed=parsed.unparsed, duplicate=not pending and n > 0)
 
     @staticmethod
@@ -309,6 +334,7 @@ class NodeStore:
         value = build()
         with self._lock:
             self._cache_put(key, value, size(value))
+        self._trim_if_due()
         return value
 
     def cached(self, record: Record, part: int) -> bytes | array[int]:
@@ -328,6 +354,7 @@ class NodeStore:
             size = 8 * len(value) + 64
         with self._lock:
             self._cache_put(key, value, size)
+        self._trim_if_due()
         return value
 
     def _cache_put(self, key: tuple[str, int, int], value: Any, size: int) -> None:
@@ -339,7 +366,20 @@ class NodeStore:
         self._cache_used += size
         while self._cache_used > self._cache_max:
             old, _ = self._cache.popitem(last=False)
-            self._cache_used -= self._cache_size.pop(old)
+            freed = self._cache_size.pop(old)
+            self._cache_used -= freed
+            self._evicted += freed
+
+    def _trim_if_due(self) -> None:
+        """Give freed heap pages back to the system after enough evictions (outside the
+        lock: a trim takes milliseconds)."""
+        if self._evicted < TRIM_AFTER or _trim_heap is None:
+            return
+        with self._lock:
+            if self._evicted < TRIM_AFTER:
+                return
+            self._evicted = 0
+        _trim_heap()
 
     @property
     def lock(self) -> threading.Lock:

@@ -10,7 +10,7 @@ import pytest
 
 from logmr.errors import StoreError
 from logmr.mapfn.grep import GrepQuery, grep_hour
-from logmr.store import segment
+from logmr.store import node, segment
 from logmr.store.node import NodeStore, Record
 from logmr.wire import Batch, check_id
 
@@ -89,6 +89,34 @@ def test_read_is_cached_and_cache_is_bounded(tmp_path: Path) -> None:
         assert again == ONE_HOUR and again is not lines
     finally:
         s.close()
+
+
+def test_heap_is_trimmed_after_enough_evictions(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    trims: list[int] = []
+    monkeypatch.setattr(node, "_trim_heap", lambda: trims.append(1))
+    monkeypatch.setattr(node, "TRIM_AFTER", 1 << 30)
+    s = NodeStore(str(tmp_path), node_id="n1", cache_bytes=len(ONE_HOUR))
+    try:
+        for n in range(5):  # each batch's lines evict the last one's: not enough yet
+            s.store(batch(f"b{n}", ONE_HOUR))
+        assert trims == []
+        monkeypatch.setattr(node, "TRIM_AFTER", 4 * len(ONE_HOUR))  # now passed
+        s.store(batch("b5", ONE_HOUR))
+        assert trims == [1]
+        s.store(batch("b6", ONE_HOUR))  # the count starts again after a trim
+        assert trims == [1]
+        assert s.cached(all_records(s)[0], segment.LINES) == ONE_HOUR  # nothing lost
+    finally:
+        s.close()
+
+
+def test_the_heap_trimmer_is_found_on_glibc() -> None:
+    if not os.confstr("CS_GNU_LIBC_VERSION"):
+        pytest.skip("not a glibc system")
+    trim = node._heap_trimmer()
+    assert trim is not None
+    trim()  # and it can be called
 
 
 def test_final_newline_is_added(store: NodeStore) -> None:
