@@ -47,23 +47,20 @@ def apply_filters(frame: pl.DataFrame, filters: Filters,
     return frame
 
 
-def _group(frame: pl.DataFrame, key: pl.Expr) -> list[list[Any]]:
-    """Rows of [key, hits, bytes, kmv] for every distinct key."""
-    grouped = frame.group_by(key.alias("k")).agg(
+def _group(frame: pl.DataFrame, key: pl.Expr) -> pl.DataFrame:
+    """A frame of k, hits, bytes, kmv for every distinct key."""
+    return frame.group_by(key.alias("k")).agg(
         pl.len().alias("hits"), pl.col("bytes").sum().alias("bytes"),
         pl.col("vh").drop_nulls().unique().bottom_k(KMV).alias("kmv"))
+
+
+def _rows(grouped: pl.DataFrame) -> list[list[Any]]:
     return [list(row) for row in grouped.iter_rows()]
 
 
-def map_report(frame: pl.DataFrame, unparsed: int, spec: ReportSpec,
-               is_bot: Callable[[bytes], bool], is_static: Callable[[bytes], bool]
-               ) -> dict[str, Any]:
-    """The partial aggregate of one node's (already filtered) frame."""
-    out: dict[str, Any] = {"summary": {
-        "requests": frame.height, "bytes": int(frame["bytes"].sum() or 0),
-        "unparsed": unparsed, "t0": frame["ts"].min(), "t1": frame["ts"].max(),
-        "visitors": frame["vh"].drop_nulls().unique().to_list()}}
-    dims: dict[str, list[list[Any]]] = {}
+def group_dims(frame: pl.DataFrame, spec: ReportSpec) -> dict[str, pl.DataFrame]:
+    """Every grouping the report needs, as frames (see :class:`Combiner`)."""
+    dims: dict[str, pl.DataFrame] = {}
     for dim in spec.dimensions:
         if dim == "hour":
             dims[dim] = _group(frame, pl.col("ts") - pl.col("ts") % spec.interval)
@@ -71,10 +68,65 @@ def map_report(frame: pl.DataFrame, unparsed: int, spec: ReportSpec,
             dims[dim] = _group(frame.filter(pl.col("status") == 404), pl.col("url"))
         else:
             dims[dim] = _group(frame, pl.col(KEYS[dim]))
-    out["dims"] = dims
+    return dims
+
+
+def _summary(frame: pl.DataFrame, unparsed: int) -> dict[str, Any]:
+    return {"requests": frame.height, "bytes": int(frame["bytes"].sum() or 0),
+            "unparsed": unparsed, "t0": frame["ts"].min(), "t1": frame["ts"].max(),
+            "visitors": frame["vh"].drop_nulls().unique().to_list()}
+
+
+def map_report(frame: pl.DataFrame, unparsed: int, spec: ReportSpec,
+               is_bot: Callable[[bytes], bool], is_static: Callable[[bytes], bool]
+               ) -> dict[str, Any]:
+    """The partial aggregate of one node's (already filtered) frame."""
+    out: dict[str, Any] = {"summary": _summary(frame, unparsed),
+                           "dims": {d: _rows(g) for d, g in group_dims(frame, spec).items()}}
     if spec.click:
         out["pages"] = page_stream(frame, spec, is_bot, is_static)
     return out
+
+
+class Combiner:
+    """A node's combiner: the partial of many frames (chunks of its lines), merged in
+    the column engine, so that a node sends one row per key whatever its chunk count."""
+
+    def __init__(self, spec: ReportSpec) -> None:
+        self.spec = spec
+        self.requests = self.bytes = self.unparsed = 0
+        self.t0: int | None = None
+        self.t1: int | None = None
+        self.visitors: set[int] = set()
+        self.dims: dict[str, list[pl.DataFrame]] = {d: [] for d in spec.dimensions}
+
+    def add(self, frame: pl.DataFrame, unparsed: int) -> None:
+        """Fold in a frame's aggregates (not its page views: see :func:`page_stream`)."""
+        s = _summary(frame, unparsed)
+        self.requests += s["requests"]
+        self.bytes += s["bytes"]
+        self.unparsed += unparsed
+        if s["t0"] is not None:
+            self.t0 = s["t0"] if self.t0 is None else min(self.t0, s["t0"])
+            self.t1 = s["t1"] if self.t1 is None else max(self.t1, s["t1"])
+        self.visitors.update(s["visitors"])
+        for dim, grouped in group_dims(frame, self.spec).items():
+            self.dims[dim].append(grouped)
+
+    def partial(self) -> dict[str, Any]:
+        """The combined partial, in the form :func:`map_report` returns (no pages)."""
+        dims = {}
+        for dim, parts in self.dims.items():
+            merged = pl.concat(parts) if len(parts) > 1 else parts[0] if parts else None
+            if merged is not None and len(parts) > 1:
+                merged = merged.group_by("k").agg(
+                    pl.col("hits").sum(), pl.col("bytes").sum(),
+                    pl.col("kmv").explode().drop_nulls().unique().bottom_k(KMV))
+            dims[dim] = _rows(merged) if merged is not None else []
+        return {"summary": {"requests": self.requests, "bytes": self.bytes,
+                            "unparsed": self.unparsed, "t0": self.t0, "t1": self.t1,
+                            "visitors": list(self.visitors)},
+                "dims": dims}
 
 
 def page_stream(frame: pl.DataFrame, spec: ReportSpec, is_bot: Callable[[bytes], bool],

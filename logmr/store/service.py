@@ -29,10 +29,8 @@ from logmr.mapfn import frames
 from logmr.mapfn.agents import classify_agent, is_static
 from logmr.mapfn.grep import GrepQuery, count_records, grep_hour, matching_spans
 from logmr.mapfn.pattern import runs_in_linear_time
-from logmr.mapfn.report import apply_filters
-from logmr.mapfn.report import map_report as report_partial
+from logmr.mapfn.report import Combiner, apply_filters, page_stream
 from logmr.mapfn.spec import ReportSpec
-from logmr.reduce.report import Merged
 from logmr.store.node import NodeStore, Record
 from logmr.store.runner import MapRunner, Reply
 
@@ -129,7 +127,7 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
     skip = {(str(b), int(p)) for b, p in args.get("skip") or ()}
     f = spec.filters
     rx = GrepQuery(f.grep).compile() if f.grep is not None else None
-    combined = Merged()
+    combined = Combiner(spec)
     chunk: list[pl.DataFrame] = []
     rows = unparsed = 0
 
@@ -137,11 +135,11 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
         nonlocal chunk, rows, unparsed
         frame = apply_filters(pl.concat(chunk, rechunk=True) if chunk else frames.empty_frame(),
                               f, is_bot)
-        partial = report_partial(frame, unparsed, spec, is_bot, is_static)
-        pages = partial.pop("pages", None)
-        combined.add(partial)
-        if pages is not None and pages.height:
-            job.send_data(wire.pack_frame(pages))
+        combined.add(frame, unparsed)
+        if spec.click:
+            pages = page_stream(frame, spec, is_bot, is_static)
+            if pages.height:
+                job.send_data(wire.pack_frame(pages))
         chunk, rows, unparsed = [], 0, 0
 
     hours = list(store.records(f.since, f.until))
@@ -164,7 +162,7 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
             if rows >= CHUNK_ROWS:
                 flush()
     flush()
-    return combined.to_partial()
+    return combined.partial()
 
 
 def map_run(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from logmr.mapfn.agents import classify_agent, is_static
 from logmr.mapfn.frames import record_frame
 from logmr.mapfn.parse import parse_batch
-from logmr.mapfn.report import map_report
+from logmr.mapfn.report import Combiner, map_report, page_stream
 from logmr.mapfn.spec import CLICK, PANELS, ReportSpec
 from logmr.reduce.report import Merged
 from tests.cluster import HACKERS
@@ -68,3 +68,22 @@ def test_merging_merged_partials_is_associative() -> None:
     ab = left.to_partial()
     ab["pages"] = pl.concat([a["pages"], b["pages"]])
     assert finalize([ab, c]) == finalize([a, b, c]) == WHOLE
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(1, len(LINES) - 1), min_size=0, max_size=6, unique=True))
+def test_a_nodes_combiner_over_any_chunking_gives_the_same_report(cuts: list[int]) -> None:
+    bounds = [0, *sorted(cuts), len(LINES)]
+    combiner = Combiner(SPEC)
+    pages = []
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        parsed = parse_batch(b"".join(LINES[a:b]), "combined")
+        frame, bad = record_frame(parsed.columns, parsed.ts)
+        combiner.add(frame, bad)
+        pages.append(page_stream(frame, SPEC, _is_bot, is_static))
+    partial = combiner.partial()
+    # one row per key, whatever the number of chunks
+    for rows in partial["dims"].values():
+        assert len({row[0] for row in rows}) == len(rows)
+    partial["pages"] = pl.concat(pages)
+    assert finalize([partial]) == WHOLE
