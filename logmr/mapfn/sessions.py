@@ -25,6 +25,7 @@ for reports only, as UTF-8 with ``backslashreplace``.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -252,7 +253,7 @@ def _text(url: bytes) -> str:
 
 def _top(counts: Counter[K], limit: int) -> list[tuple[K, int]]:
     """The ``limit`` largest counts, by count descending then key ascending."""
-    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: max(limit, 0)]
+    return heapq.nsmallest(max(limit, 0), counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def _url_rows(counts: Counter[bytes], limit: int, label: str) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ nodes answer and how batches were spread never change a number.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -16,7 +16,7 @@ from logmr.mapfn.agents import classify_agent, is_static, referring_site
 from logmr.mapfn.spec import KMV, ReportSpec
 from logmr.timeutil import format_epoch
 
-Row = list[Any]  # [hits, bytes, set of visitor hashes (at most KMV kept)]
+Row = list[Any]  # [hits, bytes, visitor hashes: a set, or one partial's list (KMV kept)]
 
 
 class Merged:
@@ -69,13 +69,15 @@ def merge_rows(into: dict[Any, Row], rows: Iterable[list[Any]]) -> None:
     for key, hits, nbytes, kmv in rows:
         row = into.get(key)
         if row is None:
-            into[key] = [hits, nbytes, set(kmv)]
+            # a partial's sketch is a list of distinct hashes, never changed in place: kept
+            # as it is until a second one arrives for the key (most keys get just one)
+            into[key] = [hits, nbytes, kmv if type(kmv) is list else set(kmv)]
         else:
             row[0] += hits
             row[1] += nbytes
-            row[2].update(kmv)
-            if len(row[2]) > 4 * KMV:
-                row[2] = set(sorted(row[2])[:KMV])
+            held = row[2] if type(row[2]) is set else set(row[2])
+            held.update(kmv)
+            row[2] = held if len(held) <= 4 * KMV else set(sorted(held)[:KMV])
 
 
 def _min(a: int | None, b: int | None) -> int | None:
@@ -86,7 +88,7 @@ def _max(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-def visitors_of(hashes: set[int]) -> tuple[int, bool]:
+def visitors_of(hashes: Collection[int]) -> tuple[int, bool]:
     """Distinct visitors from a row's sketch, and whether the count is exact."""
     if len(hashes) < KMV:
         return len(hashes), True
