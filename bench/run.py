@@ -102,7 +102,8 @@ def bench_reports(log: Path, env: dict[str, str], args: argparse.Namespace,
 
 
 def grow(log: Path, env: dict[str, str], args: argparse.Namespace,
-         workers: list[subprocess.Popen[bytes]], nodes: object) -> dict[str, object]:
+         workers: list[subprocess.Popen[bytes]], nodes: object, before: list[float]
+         ) -> dict[str, object]:
     """Store more lines (later in time), run the reports again, read peak memory."""
     more = OUT / "more.log"
     extra = args.grow_to - args.lines
@@ -114,11 +115,14 @@ def grow(log: Path, env: dict[str, str], args: argparse.Namespace,
          1800, "ingest of the larger data set")
     took, first, _ = best_of(2, LOGMR + ["report", "--format", "json", "--all"], env=env)
     peaks = [peak_rss_mb(w) for w in workers]
+    growth = max(peaks) / max(before)
     print(f"at {args.grow_to:,} lines: report --all {took:.2f} s (first {first:.2f} s); "
-          f"storage nodes' peak RSS {', '.join(f'{m:.0f} MB' for m in peaks)}")
+          f"storage nodes' peak RSS {', '.join(f'{m:.0f} MB' for m in peaks)} = "
+          f"{growth:.2f}x the peak at {args.lines:,} lines for {args.grow_to / args.lines:.0f}x "
+          "the data (target: flat; each node's cache is bounded by --cache-mb)")
     more.unlink()
     return {"lines": args.grow_to, "all_s": took, "all_first_s": first,
-            "worker_peak_rss_mb": peaks}
+            "worker_peak_rss_mb": peaks, "growth": growth}
 
 
 def main() -> None:
@@ -207,7 +211,8 @@ def main() -> None:
         results["grep"] = greps
         results["report"] = bench_reports(log, env, args, took, procs[1:])
         if args.grow_to > args.lines:
-            results["memory"] = grow(log, env, args, procs[1:], nodes)
+            results["memory"] = grow(log, env, args, procs[1:], nodes,
+                                     results["report"]["worker_peak_rss_mb_1"])  # type: ignore[index]
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)

@@ -88,6 +88,16 @@ def map_report(frame: pl.DataFrame, unparsed: int, spec: ReportSpec,
     return out
 
 
+def _own_keys(grouped: pl.DataFrame) -> pl.DataFrame:
+    """The grouping with its own copy of byte-string keys. A group-by's byte-string keys
+    are views into the buffers of the frame it grouped: kept across chunks, they would
+    keep every chunk's strings alive (measured: ~18 MB per 100k lines, a node's memory
+    growing with its data). Keys are few, so copying them is cheap."""
+    if grouped.schema["k"] != pl.Binary:
+        return grouped
+    return grouped.with_columns(pl.Series("k", grouped["k"].to_list(), dtype=pl.Binary))
+
+
 class Combiner:
     """A node's combiner: the partial of many frames (chunks of its lines), merged in
     the column engine, so that a node sends one row per key whatever its chunk count."""
@@ -111,7 +121,7 @@ class Combiner:
             self.t1 = s["t1"] if self.t1 is None else max(self.t1, s["t1"])
         self.visitors.update(s["visitors"])
         for dim, grouped in group_dims(frame, self.spec).items():
-            self.dims[dim].append(grouped)
+            self.dims[dim].append(_own_keys(grouped))
 
     def partial(self) -> dict[str, Any]:
         """The combined partial, in the form :func:`map_report` returns (no pages)."""
