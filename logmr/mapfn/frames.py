@@ -4,7 +4,7 @@ A frame has one row per parsed line (unparsed lines only count in the summary) w
 columns reports need: ``ts``, ``host``, ``day`` (the date as logged, dd/Mon/yyyy), ``ua``,
 ``url``, ``status``, ``bytes``, ``referer``, ``method`` and ``vhost`` (empty when the
 format has none), ``line`` (the line's index in its record, for --grep), and the visitor
-hashes ``vh`` and ``vk`` (see :func:`with_visitors`). Strings stay bytes (polars Binary):
+hashes ``vh`` and ``vk`` (see :func:`visitor_columns`). Strings stay bytes (polars Binary):
 log lines are never decoded on the query path.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ SCHEMA = {
     "url": pl.Binary, "status": pl.Int64, "bytes": pl.Int64, "referer": pl.Binary,
     "method": pl.Binary, "vhost": pl.Binary,
 }
+FRAME_SCHEMA = {**SCHEMA, "vh": pl.Int64, "vk": pl.Int64}
 _SOURCES = {"host": "host", "ua": "user_agent", "url": "url", "status": "status",
             "bytes": "bytes", "referer": "referer", "method": "method", "vhost": "vhost"}
 
@@ -29,7 +30,6 @@ def record_frame(columns: dict[str, Any], ts: Sequence[int]) -> tuple[pl.DataFra
     """The frame of one record's parsed lines, and how many lines did not parse."""
     ts = ts.tolist() if isinstance(ts, array) else ts
     n = len(ts)
-    hosts = columns.get("host") or [b""] * n
     data: dict[str, Any] = {"ts": ts, "line": range(n)}
     for name, source in _SOURCES.items():
         values = columns.get(source)
@@ -38,10 +38,48 @@ def record_frame(columns: dict[str, Any], ts: Sequence[int]) -> tuple[pl.DataFra
     times = columns.get("time")
     data["day"] = [t[:11] for t in times] if times is not None and len(times) == n else (
         [b""] * n)
-    frame = pl.DataFrame(data, schema=SCHEMA)
+    data["vh"], data["vk"] = visitor_columns(data["host"], data["day"], data["ua"],
+                                             data["status"])
+    frame = pl.DataFrame(data, schema=FRAME_SCHEMA)
     # a line parsed when its client host was read (the fallback leaves it empty)
     parsed = frame.filter(pl.col("host") != b"")
-    return with_visitors(parsed), n - parsed.height if hosts else n
+    return parsed, n - parsed.height
+
+
+# Visitors recur from one record to the next: their hashes are remembered, up to a bound.
+_AGENT_HASHES: dict[tuple[bytes, bytes], int] = {}
+_DAY_HASHES: dict[tuple[int, bytes], int] = {}
+MEMO_MAX = 1 << 16  # entries of each memo (~10 MB), then it starts again
+
+
+def visitor_columns(hosts: Sequence[bytes], days: Sequence[bytes], uas: Sequence[bytes],
+                    statuses: Sequence[int | None]) -> tuple[list[int | None], list[int]]:
+    """``vh``, GoAccess's visitor (IP + date + user agent; none for a 4xx answer, as
+    GoAccess counts by default), and ``vk``, the visitor of click analysis (IP + UA), of
+    each line (both :func:`visitor_hash`)."""
+    by_agent, by_day = _AGENT_HASHES, _DAY_HASHES
+    if len(by_agent) > MEMO_MAX or len(by_day) > MEMO_MAX:
+        by_agent.clear()
+        by_day.clear()
+    vh: list[int | None] = []
+    vk: list[int] = []
+    for host, day, ua, status in zip(hosts, days, uas, statuses, strict=True):
+        if not host:  # an unparsed line: no visitor (its row is dropped)
+            vk.append(0)
+            vh.append(None)
+            continue
+        k = by_agent.get((host, ua))
+        if k is None:
+            k = by_agent[host, ua] = visitor_hash((host, ua))
+        vk.append(k)
+        if status is not None and 400 <= status <= 499:
+            vh.append(None)
+            continue
+        h = by_day.get((k, day))
+        if h is None:
+            h = by_day[k, day] = visitor_hash((host, day, ua))
+        vh.append(h)
+    return vh, vk
 
 
 def visitor_hash(parts: Iterable[bytes]) -> int:
@@ -61,15 +99,6 @@ def with_hash(frame: pl.DataFrame, columns: tuple[str, ...], name: str) -> pl.Da
                       maintain_order="left")
 
 
-def with_visitors(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add ``vh``, GoAccess's visitor (IP + date + user agent; none for a 4xx answer, as
-    GoAccess counts by default), and ``vk``, the visitor of click analysis (IP + UA)."""
-    frame = with_hash(with_hash(frame, ("host", "day", "ua"), "vh"), ("host", "ua"), "vk")
-    return frame.with_columns(
-        pl.when(pl.col("status").is_between(400, 499)).then(None).otherwise(pl.col("vh"))
-        .alias("vh"))
-
-
 def empty_frame() -> pl.DataFrame:
     """A frame with no rows and the report schema (visitor columns included)."""
-    return pl.DataFrame(schema={**SCHEMA, "vh": pl.Int64, "vk": pl.Int64})
+    return pl.DataFrame(schema=FRAME_SCHEMA)
