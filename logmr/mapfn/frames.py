@@ -42,6 +42,8 @@ def record_frame(columns: dict[str, Any], ts: Sequence[int]) -> tuple[pl.DataFra
                                              data["status"])
     frame = pl.DataFrame(data, schema=FRAME_SCHEMA)
     # a line parsed when its client host was read (the fallback leaves it empty)
+    if all(data["host"]):
+        return frame, 0
     parsed = frame.filter(pl.col("host") != b"")
     return parsed, n - parsed.height
 
