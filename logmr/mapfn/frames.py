@@ -51,7 +51,7 @@ def record_frame(columns: dict[str, Any], ts: Sequence[int]) -> tuple[pl.DataFra
 # Visitors recur from one record to the next: their hashes are remembered, up to a bound.
 _AGENT_HASHES: dict[tuple[bytes, bytes], int] = {}
 _DAY_HASHES: dict[tuple[int, bytes], int] = {}
-MEMO_MAX = 1 << 16  # entries of each memo (~10 MB), then it starts again
+MEMO_MAX = 1 << 13  # entries of each memo (~3 MB), then it starts again
 
 
 def visitor_columns(hosts: Sequence[bytes], days: Sequence[bytes], uas: Sequence[bytes],
