@@ -50,7 +50,7 @@ def apply_filters(frame: pl.DataFrame, filters: Filters,
 def _group(frame: pl.DataFrame, key: pl.Expr) -> pl.DataFrame:
     """A frame of k, hits, bytes, kmv for every distinct key."""
     return frame.group_by(key.alias("k")).agg(
-        pl.len().alias("hits"), pl.col("bytes").sum().alias("bytes"),
+        pl.len().cast(pl.Int64).alias("hits"), pl.col("bytes").sum().alias("bytes"),
         pl.col("vh").drop_nulls().unique().bottom_k(KMV).alias("kmv"))
 
 
@@ -92,10 +92,21 @@ def _own_keys(grouped: pl.DataFrame) -> pl.DataFrame:
     """The grouping with its own copy of byte-string keys. A group-by's byte-string keys
     are views into the buffers of the frame it grouped: kept across chunks, they would
     keep every chunk's strings alive (measured: ~18 MB per 100k lines, a node's memory
-    growing with its data). Keys are few, so copying them is cheap."""
+    growing with its data). A grouping has far fewer rows than its chunk, so the copy
+    costs little next to the group-by."""
     if grouped.schema["k"] != pl.Binary:
         return grouped
     return grouped.with_columns(pl.Series("k", grouped["k"].to_list(), dtype=pl.Binary))
+
+
+def _merge_groups(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Groupings of several chunks as one: hits and bytes summed, sketches united (the
+    KMV smallest distinct hashes of the union)."""
+    if len(parts) == 1:
+        return parts[0]
+    return pl.concat(parts).group_by("k").agg(
+        pl.col("hits").sum(), pl.col("bytes").sum(),
+        pl.col("kmv").explode().drop_nulls().unique().bottom_k(KMV))
 
 
 class Combiner:
@@ -121,18 +132,17 @@ class Combiner:
             self.t1 = s["t1"] if self.t1 is None else max(self.t1, s["t1"])
         self.visitors.update(s["visitors"])
         for dim, grouped in group_dims(frame, self.spec).items():
-            self.dims[dim].append(_own_keys(grouped))
+            parts = self.dims[dim]
+            parts.append(_own_keys(grouped))
+            if len(parts) >= self.FOLD_AT:  # memory follows the keys, not the chunk count
+                parts[:] = [_own_keys(_merge_groups(parts))]
+
+    FOLD_AT = 8  # groupings held per report before they are merged into one
 
     def partial(self) -> dict[str, Any]:
         """The combined partial, in the form :func:`map_report` returns (no pages)."""
-        dims = {}
-        for dim, parts in self.dims.items():
-            merged = pl.concat(parts) if len(parts) > 1 else parts[0] if parts else None
-            if merged is not None and len(parts) > 1:
-                merged = merged.group_by("k").agg(
-                    pl.col("hits").sum(), pl.col("bytes").sum(),
-                    pl.col("kmv").explode().drop_nulls().unique().bottom_k(KMV))
-            dims[dim] = _rows(merged) if merged is not None else []
+        dims = {dim: _rows(_merge_groups(parts)) if parts else []
+                for dim, parts in self.dims.items()}
         return {"summary": {"requests": self.requests, "bytes": self.bytes,
                             "unparsed": self.unparsed, "t0": self.t0, "t1": self.t1,
                             "visitors": list(self.visitors)},

@@ -47,12 +47,15 @@ def _heap_trimmer() -> Callable[[], object] | None:
     node's memory would be the high-water mark of both. Giving them back after each
     stretch of evictions keeps it near the cache's bound (~5 ms a call).
     """
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        return None
-    return None if trim is None else (lambda: trim(0))
+    for name in (ctypes.util.find_library("c"), "libc.so.6"):
+        if name is None:
+            continue
+        try:
+            trim = ctypes.CDLL(name).malloc_trim
+        except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+            continue
+        return lambda: trim(0)
+    return None
 
 
 _trim_heap = _heap_trimmer()
@@ -186,6 +189,7 @@ class NodeStore:
         """Store a batch durably (fsync) unless already stored; safe to call again."""
         with self._write_lock:
             result = self._store(batch)
+        self._trim_if_due()  # not under the write lock: the next batch need not wait
         now = time.monotonic()
         self._rate.append((now, self.ingested_lines))
         while self._rate and self._rate[0][0] < now - 60:
@@ -239,7 +243,6 @@ class NodeStore:
                                 8 * len(ts) + 64)
             self.ingested_lines += wrote
             self.ingested_batches += 1 if pending else 0
-        self._trim_if_due()
         return StoreResult(lines=n, unparsed=parsed.unparsed, duplicate=not pending and n > 0)
 
     @staticmethod

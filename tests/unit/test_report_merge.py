@@ -14,7 +14,7 @@ from logmr.mapfn.agents import classify_agent, is_static
 from logmr.mapfn.frames import record_frame
 from logmr.mapfn.parse import parse_batch
 from logmr.mapfn.report import Combiner, map_report, page_stream
-from logmr.mapfn.spec import CLICK, PANELS, ReportSpec
+from logmr.mapfn.spec import CLICK, KMV, PANELS, ReportSpec
 from logmr.reduce.report import Merged
 from tests.cluster import HACKERS
 
@@ -47,17 +47,46 @@ def finalize(partials: list[dict[str, Any]]) -> dict[str, Any]:
 WHOLE = finalize([partial_of(LINES)])
 
 
+def crowd(n: int = 2000) -> list[bytes]:
+    """Lines of ~1,000 visitors over four URLs: every URL row has more visitors than a
+    sketch keeps (KMV), so merged rows are estimates and the trimming is exercised."""
+    rnd = random.Random(7)
+    agents = ["Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0", "curl/8.5.0",
+              "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1"]
+    out = []
+    for i in range(n):
+        ip = f"10.0.{rnd.randrange(4)}.{rnd.randrange(250)}"
+        url = rnd.choice(["/a", "/b", "/c", "/d?x=1"])
+        status = rnd.choice([200, 200, 200, 404, 500])
+        out.append(f'{ip} - - [20/May/2015:10:{i // 60 % 60:02d}:{i % 60:02d} +0000] '
+                   f'"GET {url} HTTP/1.1" {status} {rnd.randrange(100, 5000)} "-" '
+                   f'"{rnd.choice(agents)}"\n'.encode())
+    return out
+
+
+CROWD = crowd()
+WHOLE_CROWD = finalize([partial_of(CROWD)])
+
+
+def test_the_crowd_overflows_the_sketches() -> None:
+    rows = WHOLE_CROWD["top_urls"]
+    assert len(rows) == 4 and all(not row["visitors_exact"] for row in rows)
+    assert WHOLE_CROWD["summary"]["unique_visitors"] > 4 * KMV  # the summary stays exact
+
+
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.integers(1, len(LINES) - 1), min_size=1, max_size=5, unique=True),
+@given(st.sampled_from(["sample", "crowd"]),
+       st.lists(st.integers(1, 599), min_size=1, max_size=5, unique=True),
        st.randoms(use_true_random=False))
-def test_any_split_in_any_order_gives_the_same_report(cuts: list[int],
+def test_any_split_in_any_order_gives_the_same_report(which: str, cuts: list[int],
                                                       rnd: random.Random) -> None:
-    bounds = [0, *sorted(cuts), len(LINES)]
-    shuffled = LINES[:]
+    lines, whole = (LINES, WHOLE) if which == "sample" else (CROWD, WHOLE_CROWD)
+    bounds = [0, *sorted(cuts), len(lines)]
+    shuffled = lines[:]
     rnd.shuffle(shuffled)  # lines spread over nodes in any order
     parts = [partial_of(shuffled[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
     rnd.shuffle(parts)  # nodes answer in any order
-    assert finalize(parts) == WHOLE
+    assert finalize(parts) == whole
 
 
 def test_merging_merged_partials_is_associative() -> None:
@@ -70,14 +99,22 @@ def test_merging_merged_partials_is_associative() -> None:
     assert finalize([ab, c]) == finalize([a, b, c]) == WHOLE
 
 
+class _Folding(Combiner):
+    FOLD_AT = 2  # merge held groupings all the time
+
+
 @settings(max_examples=15, deadline=None)
-@given(st.lists(st.integers(1, len(LINES) - 1), min_size=0, max_size=6, unique=True))
-def test_a_nodes_combiner_over_any_chunking_gives_the_same_report(cuts: list[int]) -> None:
-    bounds = [0, *sorted(cuts), len(LINES)]
-    combiner = Combiner(SPEC)
+@given(st.sampled_from(["sample", "crowd"]),
+       st.lists(st.integers(1, 599), min_size=0, max_size=6, unique=True),
+       st.booleans())
+def test_a_nodes_combiner_over_any_chunking_gives_the_same_report(which: str, cuts: list[int],
+                                                                  fold: bool) -> None:
+    lines, whole = (LINES, WHOLE) if which == "sample" else (CROWD, WHOLE_CROWD)
+    bounds = [0, *sorted(cuts), len(lines)]
+    combiner = _Folding(SPEC) if fold else Combiner(SPEC)
     pages = []
     for a, b in zip(bounds, bounds[1:], strict=False):
-        parsed = parse_batch(b"".join(LINES[a:b]), "combined")
+        parsed = parse_batch(b"".join(lines[a:b]), "combined")
         frame, bad = record_frame(parsed.columns, parsed.ts)
         combiner.add(frame, bad)
         pages.append(page_stream(frame, SPEC, _is_bot, is_static))
@@ -86,4 +123,4 @@ def test_a_nodes_combiner_over_any_chunking_gives_the_same_report(cuts: list[int
     for rows in partial["dims"].values():
         assert len({row[0] for row in rows}) == len(rows)
     partial["pages"] = pl.concat(pages)
-    assert finalize([partial]) == WHOLE
+    assert finalize([partial]) == whole
