@@ -20,6 +20,7 @@ import polars as pl
 
 from logmr.mapfn.frames import with_hash
 from logmr.mapfn.spec import KEYS, KMV, VISITOR_KEYS, Filters, ReportSpec
+from logmr.reduce.report import Merged
 
 
 def _values_matching(series: pl.Series, pattern: bytes) -> list[bytes]:
@@ -113,40 +114,27 @@ class Combiner:
     """A node's combiner: the partial of many frames (chunks of its lines), merged in
     the column engine, so that a node sends one row per key whatever its chunk count."""
 
+    FOLD_AT = 8  # groupings held per report before they are merged into one
+
     def __init__(self, spec: ReportSpec) -> None:
         self.spec = spec
-        self.requests = self.bytes = self.unparsed = 0
-        self.t0: int | None = None
-        self.t1: int | None = None
-        self.visitors: set[int] = set()
+        self.summary = Merged()  # the summary folds as the reducer folds partials
         self.dims: dict[str, list[pl.DataFrame]] = {d: [] for d in spec.dimensions}
 
     def add(self, frame: pl.DataFrame, unparsed: int) -> None:
         """Fold in a frame's aggregates (not its page views: see :func:`page_stream`)."""
-        s = _summary(frame, unparsed)
-        self.requests += s["requests"]
-        self.bytes += s["bytes"]
-        self.unparsed += unparsed
-        if s["t0"] is not None:
-            self.t0 = s["t0"] if self.t0 is None else min(self.t0, s["t0"])
-            self.t1 = s["t1"] if self.t1 is None else max(self.t1, s["t1"])
-        self.visitors.update(s["visitors"])
+        self.summary.add({"summary": _summary(frame, unparsed)})
         for dim, grouped in group_dims(frame, self.spec).items():
             parts = self.dims[dim]
             parts.append(_own_keys(grouped))
             if len(parts) >= self.FOLD_AT:  # memory follows the keys, not the chunk count
                 parts[:] = [_own_keys(_merge_groups(parts))]
 
-    FOLD_AT = 8  # groupings held per report before they are merged into one
-
     def partial(self) -> dict[str, Any]:
         """The combined partial, in the form :func:`map_report` returns (no pages)."""
-        dims = {dim: _rows(_merge_groups(parts)) if parts else []
-                for dim, parts in self.dims.items()}
-        return {"summary": {"requests": self.requests, "bytes": self.bytes,
-                            "unparsed": self.unparsed, "t0": self.t0, "t1": self.t1,
-                            "visitors": list(self.visitors)},
-                "dims": dims}
+        return {"summary": self.summary.to_partial()["summary"],
+                "dims": {dim: _rows(_merge_groups(parts)) if parts else []
+                         for dim, parts in self.dims.items()}}
 
 
 def page_stream(frame: pl.DataFrame, spec: ReportSpec, is_bot: Callable[[bytes], bool],
