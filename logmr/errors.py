@@ -39,3 +39,8 @@ class StoreError(LogmrError):
 
 class WireError(LogmrError):
     """A payload on the wire could not be decoded (wrong schema version, bad msgpack)."""
+
+
+class DiskUnavailable(StoreError):
+    """A node's disk cannot take a batch now (full, failing, read-only): the batch goes back
+    to the queue, never fails."""

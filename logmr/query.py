@@ -71,6 +71,111 @@ def require_nodes(cluster: Cluster, servers: list[Server]) -> None:
                          "'logmr worker --data-dir DIR'")
 
 
+RecordKey = tuple[str, int]  # (batch id, part): one stored record, wherever it lies
+
+
+@dataclass
+class Plan:
+    """Which node reads which record, so that every query reads each record once (from
+    one of the nodes that hold it) however many copies there are.
+
+    Built from every node's listing of the records it holds in the query's range. A
+    record held by several nodes goes to the first of them by rendezvous hashing on its
+    key, which spreads the reading evenly; when that node fails during the query, the
+    next holder is asked for it (:meth:`take_over`).
+    """
+
+    holders: dict[RecordKey, list[str]] = field(default_factory=dict)
+    lines: dict[RecordKey, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # nodes that could not list
+    dead: set[str] = field(default_factory=set)
+    known: set[str] = field(default_factory=set)  # gone nodes a catalog said what they held
+
+    def owner(self, key: RecordKey) -> str | None:
+        """The live node that reads ``key``, if any holds it still."""
+        return next((n for n in self.holders[key] if n not in self.dead), None)
+
+    def skip(self, node_id: str) -> list[list[Any]]:
+        """Records ``node_id`` holds but another node reads."""
+        return [[b, p] for (b, p), nodes in self.holders.items()
+                if node_id in nodes and self.owner((b, p)) != node_id]
+
+    def owned(self, node_id: str) -> list[RecordKey]:
+        """Records ``node_id`` reads."""
+        return [key for key in self.holders if self.owner(key) == node_id]
+
+    def take_over(self, failed: str) -> dict[str, list[list[Any]]]:
+        """After ``failed`` stopped answering: which other holder reads each record it was
+        to read (node -> records). Records with no other holder are missing."""
+        lost = self.owned(failed)
+        self.dead.add(failed)
+        out: dict[str, list[list[Any]]] = {}
+        for key in lost:
+            node = self.owner(key)
+            if node is not None:
+                out.setdefault(node, []).append(list(key))
+        return out
+
+    @property
+    def missing_lines(self) -> int:
+        """Lines of the records that no live node can read."""
+        return sum(self.lines[k] for k in self.holders if self.owner(k) is None)
+
+    @property
+    def copies(self) -> int:
+        """Records listed, counting every copy."""
+        return sum(len(nodes) for nodes in self.holders.values())
+
+
+def plan_reads(client: Client, cluster: Cluster, since: int | None, until: int | None,
+               timeout: float | None = None, secret: bytes | None = None) -> Plan:
+    """Ask every node which records it holds in [since, until) and plan who reads what.
+
+    The nodes also say what their catalogs hold of nodes that are gone (see
+    :mod:`logmr.store.repair`): those records, unless a live node holds them, are missing.
+    When a node does not list its records, a node that did is asked what it last held.
+    """
+    from logmr.store.replication import rendezvous
+
+    args = {"since": since, "until": until}
+    live = [n.node_id for n in cluster.nodes]
+    fan = fan_out(client, cluster, wire.MapRequest("records", {**args, "elsewhere": live}),
+                  timeout, secret)
+    fan.finish()
+    plan = Plan(failed=dict(fan.failed))
+    plan.dead.update(fan.failed)
+    gone: dict[str, list[Any]] = {}  # what nodes that are not answering held, last seen
+    for node_id in sorted(fan.results):
+        result = fan.results[node_id]
+        for entry in result.get("records", []):
+            key = (str(entry[0]), int(entry[1]))
+            plan.holders.setdefault(key, []).append(node_id)
+            if len(entry) > 2:
+                plan.lines[key] = int(entry[2])
+        for other, rows in (result.get("elsewhere") or {}).items():
+            gone.setdefault(other, []).extend(rows)
+    if fan.failed and fan.results:
+        asked = next(n for n in cluster.nodes if n.node_id in fan.results)
+        more = fan_out(client, Cluster(nodes=[asked]), wire.MapRequest("records", {
+            **args, "elsewhere": sorted(fan.results), "catalog_only": True}), timeout, secret)
+        more.finish()
+        for result in more.results.values():
+            for other, rows in (result.get("elsewhere") or {}).items():
+                gone.setdefault(other, []).extend(rows)
+    plan.known = set(gone)
+    for rows in gone.values():
+        for entry in rows:
+            key = (str(entry[0]), int(entry[1]))
+            if key not in plan.holders:
+                plan.holders[key] = []
+                plan.lines[key] = int(entry[2])
+    for key, nodes in plan.holders.items():
+        if len(nodes) > 1:
+            plan.holders[key] = rendezvous(f"{key[0]}/{key[1]}", nodes)
+        plan.lines.setdefault(key, 0)
+    return plan
+
+
 @dataclass
 class Fanout:
     """One map job sent to every node; streams and results per node."""
@@ -127,11 +232,133 @@ def fan_out(client: Client, cluster: Cluster, request: wire.MapRequest,
     return out
 
 
-def merged_rows(fan: Fanout) -> Iterator[list[Any]]:
-    """Every node's rows merged into one time order (duplicates from redelivery dropped)."""
-    streams = [fan.rows(node_id) for node_id in list(fan.jobs)]
-    yield from merge_rows(streams)
+class Reader:
+    """One query over the cluster: plan who reads what, send the map job to every node
+    with its share, and when a node fails midway hand its share to the other holders.
+
+    ``failed`` names the nodes that did not answer; the output is still complete when
+    their records were read from other copies (``partial`` says whether it is not).
+    """
+
+    def __init__(self, client: Client, cluster: Cluster, request: wire.MapRequest,
+                 since: int | None, until: int | None, timeout: float | None = None,
+                 secret: bytes | None = None) -> None:
+        self.client = client
+        self.request = request
+        self.timeout = timeout
+        self.secret = secret
+        self.nodes = {n.node_id: n for n in cluster.nodes}
+        self.plan = plan_reads(client, cluster, since, until, timeout, secret)
+        self.failed: dict[str, str] = dict(self.plan.failed)
+        # nodes that neither listed their records nor are in a live node's catalog
+        self.unknown: set[str] = set(self.plan.failed) - self.plan.known
+        self._fans: list[Fanout] = []
+
+    def _send(self, nodes: list[Node], extra: dict[str, dict[str, Any]]) -> Fanout:
+        fan = fan_out(self.client, Cluster(nodes=nodes), self.request, self.timeout,
+                      self.secret, extra=extra)
+        self._fans.append(fan)
+        return fan
+
+    def answers(self) -> list[dict[str, Any]]:
+        """Every result a node sent back for this query (first round and take-overs)."""
+        return [r for fan in self._fans for r in fan.results.values()]
+
+    def close(self) -> None:
+        """Stop listening to every job this query sent (the rest of a --limit'ed grep)."""
+        for fan in self._fans:
+            for job in fan.jobs.values():
+                job.close()
+
+    def first(self) -> Fanout:
+        """The map job sent to every node that listed its records, each told what to skip."""
+        live = [n for n in self.nodes.values() if n.node_id not in self.plan.dead]
+        skips = {n.node_id: {"skip": self.plan.skip(n.node_id)} for n in live}
+        return self._send(live, {k: v for k, v in skips.items() if v["skip"]})
+
+    def take_over(self, node_id: str, reason: str, more: dict[str, Any] | None = None
+                  ) -> Fanout | None:
+        """``node_id`` failed: ask the next holders for the records it was to read."""
+        self.failed[node_id] = reason
+        shares = self.plan.take_over(node_id)
+        if not shares:
+            return None
+        log.info("node %s failed (%s): %d other nodes read its records", node_id, reason,
+                 len(shares))
+        nodes = [self.nodes[n] for n in sorted(shares)]
+        return self._send(nodes, {n: {"only": keys, **(more or {})}
+                                  for n, keys in shares.items()})
+
+    def results(self) -> list[dict[str, Any]]:
+        """Every node's final result (for jobs whose answer is in WORK_COMPLETE)."""
+        out: list[dict[str, Any]] = []
+        pending = [self.first()]
+        while pending:
+            fan = pending.pop()
+            fan.finish()
+            out.extend(fan.results.values())
+            for node_id, reason in fan.failed.items():
+                sub = self.take_over(node_id, reason)
+                if sub is not None:
+                    pending.append(sub)
+        return out
+
+    def rows(self) -> Iterator[list[Any]]:
+        """Every node's rows merged into one time order; a stream broken off is taken
+        up by other holders from the row after the last one received."""
+        yield from merge_rows(self._streams(self.first()))
+
+    def _streams(self, fan: Fanout) -> list[Iterator[list[Any]]]:
+        streams = [self._stream(fan, node_id) for node_id in fan.jobs]
+        for node_id, reason in list(fan.failed.items()):  # could not even be sent
+            sub = self.take_over(node_id, reason)
+            if sub is not None:
+                streams.append(merge_rows(self._streams(sub)))
+        return streams
+
+    def _stream(self, fan: Fanout, node_id: str) -> Iterator[list[Any]]:
+        last: list[Any] | None = None
+        for row in fan.rows(node_id):
+            last = row
+            yield row
+        if node_id in fan.failed:
+            after = None if last is None else [last[0], last[1], last[2]]
+            sub = self.take_over(node_id, fan.failed[node_id], {"after": after})
+            if sub is not None:
+                yield from merge_rows(self._streams(sub))
+
+    @property
+    def missing_lines(self) -> int:
+        """Lines of listed records that no node could read."""
+        return self.plan.missing_lines
+
+    @property
+    def partial(self) -> bool:
+        """True when some lines are missing, or a node's records could not be listed."""
+        return bool(self.unknown) or self.missing_lines > 0
 
 
-__all__ = ["Cluster", "Fanout", "Node", "discover", "fan_out", "merged_rows",
-           "require_nodes"]
+@dataclass(frozen=True)
+class Coverage:
+    """How complete an answer is: the nodes that failed, the lines known to be missing, and
+    whether some node's holdings could not even be listed."""
+
+    failed: dict[str, str] = field(default_factory=dict)
+    missing_lines: int = 0
+    unknown: tuple[str, ...] = ()
+
+    @property
+    def partial(self) -> bool:
+        """True when the answer may lack lines."""
+        return self.missing_lines > 0 or bool(self.unknown)
+
+
+def coverage_of(reader: Reader | None) -> Coverage:
+    """The coverage of a query's reader (complete in file mode)."""
+    if reader is None:
+        return Coverage()
+    return Coverage(dict(reader.failed), reader.missing_lines, tuple(sorted(reader.unknown)))
+
+
+__all__ = ["Cluster", "Coverage", "Fanout", "Node", "Plan", "Reader", "coverage_of", "discover",
+           "fan_out", "plan_reads", "require_nodes"]

@@ -14,7 +14,7 @@ from logmr.gearman.client import Client, ForegroundJob
 from logmr.gearman.connection import Server
 from logmr.mapfn.agents import classify_agent
 from logmr.mapfn.spec import ReportSpec
-from logmr.query import discover, fan_out, require_nodes
+from logmr.query import Coverage, Reader, coverage_of, discover, require_nodes
 from logmr.reduce.report import Merged, panels
 
 
@@ -25,6 +25,7 @@ class ReportResult:
     data: dict[str, Any]
     failed: dict[str, str] = field(default_factory=dict)
     servers_down: dict[str, str] = field(default_factory=dict)
+    coverage: Coverage = field(default_factory=Coverage)
 
 
 def finalize(merged: Merged, spec: ReportSpec) -> dict[str, Any]:
@@ -48,26 +49,32 @@ def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None
                    progress: Callable[[str, int, int], None] | None = None) -> ReportResult:
     """Map the report on every live node; merge the partials here.
 
-    A batch stored on two nodes (delivered twice after a crash) must count once: the nodes
-    first list the records they hold in the range, and every node but one is told to skip
-    each record held more than once.
+    Each record is read once, by one of the nodes that hold it (the read plan of
+    :class:`logmr.query.Reader`); a node that fails midway has its share read again by
+    the other holders, and what it had sent is dropped.
     """
     cluster = discover(servers)
     require_nodes(cluster, servers)
     client = Client(servers)
     try:
         f = spec.filters
-        listing = _collect(fan_out(client, cluster, wire.MapRequest(
-            "records", {"since": f.since, "until": f.until}), timeout, secret))
-        skip = _skips(listing.results)
-        fan = fan_out(client, cluster, wire.MapRequest("report", spec.to_args()), timeout,
-                      secret, extra={n: {"skip": s} for n, s in skip.items()})
+        reader = Reader(client, cluster, wire.MapRequest("report", spec.to_args()), f.since,
+                        f.until, timeout, secret)
         merged = Merged()
-        failed = {**listing.failed, **fan.failed}
-        _fold_all(fan.jobs, merged, failed, progress)
+        fans = [reader.first()]
+        while fans:
+            fan = fans.pop()
+            failed = dict(fan.failed)
+            _fold_all(fan.jobs, merged, failed, progress)
+            for node_id, reason in failed.items():
+                sub = reader.take_over(node_id, reason)
+                if sub is not None:
+                    fans.append(sub)
+        reader.close()
     finally:
         client.close()
-    return ReportResult(finalize(merged, spec), failed, cluster.servers_down)
+    return ReportResult(finalize(merged, spec), dict(reader.failed), cluster.servers_down,
+                        coverage_of(reader))
 
 
 def _fold_all(jobs: dict[str, ForegroundJob], merged: Merged, failed: dict[str, str],
@@ -78,6 +85,7 @@ def _fold_all(jobs: dict[str, ForegroundJob], merged: Merged, failed: dict[str, 
     import time
 
     results: dict[str, dict[str, Any]] = {}
+    pages: dict[str, list[Any]] = {}  # a node's page streams count once it has finished
     heard: dict[str, float] = {}
     with selectors.DefaultSelector() as selector:
         for node_id, job in jobs.items():
@@ -96,7 +104,7 @@ def _fold_all(jobs: dict[str, ForegroundJob], merged: Merged, failed: dict[str, 
                 job = jobs[node_id]
                 try:
                     for chunk in job.step():
-                        merged.add_pages(wire.unpack_frame(chunk))
+                        pages.setdefault(node_id, []).append(wire.unpack_frame(chunk))
                     if job.status is not None and progress is not None:
                         progress(node_id, *job.status)
                     if job.finished:
@@ -108,37 +116,9 @@ def _fold_all(jobs: dict[str, ForegroundJob], merged: Merged, failed: dict[str, 
                 if job.finished or node_id in failed:
                     selector.unregister(key.fileobj)
     for node_id in sorted(results):  # a fixed order: the same report every time
+        for frame in pages.get(node_id, ()):
+            merged.add_pages(frame)
         merged.add(results[node_id], node_id)
-
-
-@dataclass
-class _Answers:
-    results: dict[str, dict[str, Any]]
-    failed: dict[str, str]
-
-
-def _collect(fan: Any) -> _Answers:
-    fan.finish()
-    results = {}
-    for node_id, result in fan.results.items():
-        result = dict(result)
-        result.pop("v", None)
-        results[node_id] = result
-    return _Answers(results, dict(fan.failed))
-
-
-def _skips(listings: dict[str, dict[str, Any]]) -> dict[str, list[list[Any]]]:
-    """For every record held by several nodes, all holders but the first (by node id)."""
-    owner: dict[tuple[str, int], str] = {}
-    skip: dict[str, list[list[Any]]] = {}
-    for node_id in sorted(listings):
-        for batch_id, part in listings[node_id].get("records", []):
-            key = (batch_id, part)
-            if key in owner:
-                skip.setdefault(node_id, []).append([batch_id, part])
-            else:
-                owner[key] = node_id
-    return skip
 
 
 # -- files --------------------------------------------------------------------------------

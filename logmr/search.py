@@ -10,7 +10,7 @@ from logmr import wire
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
 from logmr.mapfn.grep import GrepQuery
-from logmr.query import Fanout, discover, fan_out, merged_rows, require_nodes
+from logmr.query import Coverage, Reader, coverage_of, discover, require_nodes
 
 
 @dataclass(frozen=True)
@@ -47,15 +47,20 @@ class Line:
 class GrepOutcome:
     """The lines (lazily), then the count and which nodes did not answer."""
 
-    fanout: Fanout | None  # None in file mode
+    reader: Reader | None  # None in file mode
     nodes: list[str]
     servers_down: dict[str, str] = field(default_factory=dict)
     count: int = 0
 
     @property
     def failed(self) -> dict[str, str]:
-        """Nodes whose answer is missing, with the reason."""
-        return self.fanout.failed if self.fanout is not None else {}
+        """Nodes that did not answer, with the reason."""
+        return self.reader.failed if self.reader is not None else {}
+
+    @property
+    def coverage(self) -> Coverage:
+        """Whether the answer is complete despite the nodes that failed."""
+        return coverage_of(self.reader)
 
 
 def count_once(results: Iterable[dict[str, Any]]) -> int:
@@ -82,25 +87,27 @@ def grep(servers: list[Server], request: GrepRequest, client: Client | None = No
     cluster = discover(servers)
     require_nodes(cluster, servers)
     client = client or Client(servers)
-    fan = fan_out(client, cluster, wire.MapRequest("grep", request.args()), request.timeout,
-                  secret)
-    outcome = GrepOutcome(fan, [n.node_id for n in cluster.nodes], cluster.servers_down)
+    try:
+        reader = Reader(client, cluster, wire.MapRequest("grep", request.args()),
+                        request.since, request.until, request.timeout, secret)
+    except BaseException:
+        client.close()
+        raise
+    outcome = GrepOutcome(reader, [n.node_id for n in cluster.nodes], cluster.servers_down)
 
     def lines() -> Iterator[Line]:
         try:
             if request.count_only:
-                fan.finish()
-                outcome.count = count_once(fan.results.values())
+                outcome.count = count_once(reader.results())
                 return
-            for row in merged_rows(fan):
+            for row in reader.rows():
                 if request.limit is not None and outcome.count >= request.limit:
                     break
                 outcome.count += 1
                 yield Line(time=row[0], host=row[3], node=row[5], line=row[4],
                            key=(row[0], row[1], row[2]))
         finally:
-            for job in fan.jobs.values():
-                job.close()
+            reader.close()
             client.close()
 
     return outcome, lines()

@@ -11,7 +11,7 @@ from logmr.errors import LogmrError
 from logmr.gearman import admin
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
-from logmr.query import discover
+from logmr.query import Plan, discover, plan_reads
 
 
 @dataclass
@@ -22,6 +22,7 @@ class ClusterStatus:
     queues: dict[str, list[admin.FunctionStatus]] = field(default_factory=dict)
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    replication: dict[str, Any] = field(default_factory=dict)
 
 
 def cluster_status(servers: list[Server], timeout: float = 10.0, *,
@@ -49,6 +50,24 @@ def cluster_status(servers: list[Server], timeout: float = 10.0, *,
                 out.nodes[node.node_id] = stats
             except LogmrError as exc:
                 out.failed[node.node_id] = str(exc)
+        if cluster.nodes:
+            plan = plan_reads(client, cluster, None, None, timeout, secret)
+            replicas = max((int(s.get("replicas", 1)) for s in out.nodes.values()), default=1)
+            out.replication = replication_summary(plan, replicas)
     finally:
         client.close()
     return out
+
+
+def replication_summary(plan: Plan, replicas: int) -> dict[str, Any]:
+    """Copies against the target: lines stored once, the batches and lines with fewer
+    than ``replicas`` copies on the live nodes, and lines with no live copy."""
+    short = [key for key, nodes in plan.holders.items() if len(nodes) < replicas]
+    return {
+        "replicas": replicas,
+        "lines": sum(plan.lines.values()),
+        "copies": sum(plan.lines[k] * len(n) for k, n in plan.holders.items()),
+        "under_replicated_batches": len({batch for batch, _ in short}),
+        "under_replicated_lines": sum(plan.lines[k] for k in short),
+        "unavailable_lines": plan.missing_lines,
+    }

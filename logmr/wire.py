@@ -25,6 +25,7 @@ SCHEMA = 1
 STORE_FUNCTION = "logmr.store"
 LOGGER_FUNCTION = "logger"
 MAP_PREFIX = "logmr.map."
+REPLICA_PREFIX = "logmr.replica."
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$")
 SIGNED_MAGIC = b"LMRS1"  # never the first bytes of a msgpack map, so never ambiguous
 MIN_SECRET_BYTES = 16
@@ -45,6 +46,11 @@ def map_function(node_id: str) -> str:
     return MAP_PREFIX + node_id
 
 
+def replica_function(node_id: str) -> str:
+    """The Gearman function a node takes copies of other nodes' batches on."""
+    return REPLICA_PREFIX + node_id
+
+
 @dataclass(frozen=True)
 class Batch:
     """Lines shipped together: the unit of storage, acknowledgement and dedupe."""
@@ -53,6 +59,15 @@ class Batch:
     host: str
     fmt: str
     lines: bytes
+
+
+@dataclass(frozen=True)
+class Replica:
+    """A copy of a stored batch for one peer: its records exactly as the origin wrote them."""
+
+    batch_id: str
+    origin: str
+    records: list[bytes]
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,22 @@ def unpack_batch(payload: bytes) -> Batch:
     if not isinstance(batch.lines, bytes):
         raise WireError("malformed batch: lines are not bytes")
     return batch
+
+
+def pack_replica(replica: Replica) -> bytes:
+    """Encode a copy for ``logmr.replica.<node-id>``."""
+    return _packb({"v": SCHEMA, "id": replica.batch_id, "origin": replica.origin,
+                   "records": replica.records})
+
+
+def unpack_replica(payload: bytes) -> Replica:
+    """Decode and check a ``logmr.replica.<node-id>`` payload."""
+    data = _load(payload, "replica")
+    records = data.get("records")
+    if not isinstance(records, list) or not all(isinstance(r, bytes) for r in records):
+        raise WireError("malformed replica: records must be a list of bytes")
+    return Replica(check_id(data.get("id"), "batch id"),  # type: ignore[arg-type]
+                   check_id(data.get("origin"), "node id"), records)  # type: ignore[arg-type]
 
 
 def pack_request(req: MapRequest) -> bytes:

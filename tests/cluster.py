@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,11 +43,12 @@ class LocalCluster:
         self.gearmand = gearmand
         self.root = root
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.servers_override: str | None = None  # several job servers
 
     @property
     def servers(self) -> str:
         """The --servers value for this cluster."""
-        return str(self.gearmand.server)
+        return self.servers_override or str(self.gearmand.server)
 
     def start_worker(self, node_id: str, *extra: str) -> subprocess.Popen[bytes]:
         """Start a node and wait until it answers map jobs."""
@@ -95,16 +97,32 @@ class LocalCluster:
         """Run logmr against this cluster."""
         return logmr(*args, servers=self.servers, **kwargs)  # type: ignore[arg-type]
 
-    def node_stats(self) -> dict[str, dict[str, object]]:
+    def node_stats(self) -> dict[str, dict[str, Any]]:
         """Per-node stats from `logmr status --format json`."""
-        out = self.run("status", "--format", "json")
-        assert out.returncode == 0, out.stderr
-        nodes: dict[str, dict[str, object]] = json.loads(out.stdout)["nodes"]
+        nodes: dict[str, dict[str, Any]] = self.status()["nodes"]
         return nodes
 
+    def status(self) -> dict[str, Any]:
+        """`logmr status --format json`."""
+        out = self.run("status", "--format", "json")
+        assert out.returncode == 0, out.stderr
+        status: dict[str, Any] = json.loads(out.stdout)
+        return status
+
     def stored_lines(self) -> int:
-        """Lines stored across the cluster."""
-        return sum(int(s["lines"]) for s in self.node_stats().values())  # type: ignore[call-overload]
+        """Lines stored across the cluster, each once however many copies it has."""
+        return int(self.status()["replication"].get("lines", 0))
+
+    def summary(self) -> dict[str, Any]:
+        """`logmr report --summary --format json`: every line counted once."""
+        out = self.run("report", "--summary", "--format", "json")
+        assert out.returncode == 0, out.stderr
+        summary: dict[str, Any] = json.loads(out.stdout)["summary"]
+        return summary
+
+    def copies(self) -> int:
+        """Lines on the nodes' disks, every copy counted."""
+        return sum(int(s["lines"]) for s in self.node_stats().values())
 
     def store_on_both_nodes(self, batch_id: str, lines: bytes) -> None:
         """Store one batch on node1 and on node2, as a batch redelivered after a node was

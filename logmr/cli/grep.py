@@ -89,7 +89,7 @@ def command(pattern: str, files: tuple[str, ...], log_format: str, servers: list
     if count_only:
         out.write(b"%d\n" % outcome.count)
     out.flush()
-    if warn_missing(outcome.servers_down, outcome.failed, "results are"):
+    if warn_missing(outcome.servers_down, outcome.coverage, "results are"):
         return 2 if outcome.count == 0 else 0
     return 0 if outcome.count else 1
 

@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from logmr.query import Coverage
+
 TITLES = {
     "summary": "Summary", "top_urls": "Top URLs", "pages": "Pages", "static": "Static files",
     "not_found": "Not found (404)", "hosts": "Hosts", "os": "Operating systems",
@@ -111,14 +113,21 @@ def _cell(value: Any, column: str, row: dict[str, Any]) -> str:
     return "" if value is None else str(value)
 
 
-def warn_missing(servers_down: dict[str, str], failed: dict[str, str], what: str) -> bool:
-    """Say on stderr which job servers and nodes are missing from ``what``; True if a node
-    is (the output is then partial)."""
+def warn_missing(servers_down: dict[str, str], coverage: Coverage, what: str) -> bool:
+    """Say on stderr which job servers and nodes are missing from ``what``; True when the
+    output is partial (some lines have no copy that answered)."""
     for server, reason in servers_down.items():
         sys.stderr.write(f"logmr: warning: job server {server} is down ({reason}); nodes "
                          "registered only there are not included\n")
-    for node, reason in failed.items():
+    for node, reason in coverage.failed.items():
         sys.stderr.write(f"logmr: node {node} did not answer: {reason}\n")
-    if failed:
-        sys.stderr.write(f"logmr: {what} partial\n")
-    return bool(failed)
+    if coverage.unknown:
+        sys.stderr.write(f"logmr: {what} partial: what {', '.join(coverage.unknown)} "
+                         "holds could not be listed\n")
+    elif coverage.missing_lines:
+        sys.stderr.write(f"logmr: {what} partial: {coverage.missing_lines:,} lines have no "
+                         "copy on a node that answered\n")
+    elif coverage.failed:
+        sys.stderr.write(f"logmr: {what} complete: other nodes read the copies of what "
+                         "those nodes hold\n")
+    return coverage.partial

@@ -152,7 +152,7 @@ def command(files: tuple[str, ...], everything: bool, transitions: str | None,
     from logmr.cli.render import render, warn_missing
 
     render(result.data, fmt, output)
-    return 2 if warn_missing(result.servers_down, result.failed, "the report is") else 0
+    return 2 if warn_missing(result.servers_down, result.coverage, "the report is") else 0
 
 
 class _NodeProgress:

@@ -36,12 +36,14 @@ def command(job_file: str, files: tuple[str, ...], servers: list[Server],
     from logmr.jobs import load_job, run_inline, run_on_cluster
 
     job = load_job(job_file)
-    failed: dict[str, str] = {}
+    from logmr.query import Coverage
+
+    coverage = Coverage()
     if files:
         pairs = run_inline(job, files, fmt=log_format, since=since, until=until)
     else:
-        pairs, failed = run_on_cluster(servers, job, since, until, secret)
+        pairs, coverage = run_on_cluster(servers, job, since, until, secret)
     from logmr.cli.render import render, warn_missing
 
     render({job.name: job.rows(pairs, limit)}, fmt, None)
-    return 2 if warn_missing({}, failed, "the results are") else 0
+    return 2 if warn_missing({}, coverage, "the results are") else 0

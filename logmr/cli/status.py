@@ -44,6 +44,7 @@ def _as_dict(status: ClusterStatus) -> dict[str, object]:
                    for server, queues in status.queues.items()},
         "nodes": status.nodes,
         "failed": status.failed,
+        "replication": status.replication,
     }
 
 
@@ -51,7 +52,7 @@ def _print_table(status: ClusterStatus) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 100))
+    console = Console(width=max(Console().width, 140))
     servers = Table(title="Job servers")
     for col in ("server", "state", "function", "queued", "running", "workers"):
         servers.add_column(col, justify="right" if col in ("queued", "running", "workers")
@@ -65,24 +66,45 @@ def _print_table(status: ClusterStatus) -> None:
                             str(q.total), str(q.running), str(q.workers))
     console.print(servers)
     nodes = Table(title="Storage nodes")
-    for col in ("node", "lines", "unparsed", "raw MB", "disk MB", "first", "last",
-                "lines/s", "behind"):
-        nodes.add_column(col, justify="right" if col in ("lines", "unparsed", "raw MB",
-                                                          "disk MB", "lines/s") else "left")
+    right = ("lines", "unparsed", "raw MB", "disk MB", "free MB", "lines/s")
+    for col in ("node", "lines", "unparsed", "raw MB", "disk MB", "free MB", "first", "last",
+                "lines/s", "behind", "batches"):
+        nodes.add_column(col, justify="right" if col in right else "left")
     for node_id, s in status.nodes.items():
+        free = s.get("disk_free_bytes")
         nodes.add_row(node_id, f"{s['lines']:,}", f"{s['unparsed']:,}",
                       f"{s['raw_bytes'] / 1e6:.1f}", f"{s['disk_bytes'] / 1e6:.1f}",
+                      "-" if free is None else f"{free / 1e6:,.0f}",
                       _short_time(s["first"]), _short_time(s["last"]),
-                      f"{s.get('ingest_lines_per_s', 0):,.0f}", _behind(s["last"]))
+                      f"{s.get('ingest_lines_per_s', 0):,.0f}", _behind(s["last"]),
+                      _taking(s))
     for node_id, reason in status.failed.items():
-        nodes.add_row(node_id, "", "", "", "", f"did not answer: {reason}", "", "", "")
+        nodes.add_row(node_id, "", "", "", "", "", f"did not answer: {reason}", "", "", "", "")
     if not status.nodes and not status.failed:
         nodes.add_row("(none: start one with 'logmr worker --data-dir DIR')", "", "", "", "",
-                      "", "", "", "")
+                      "", "", "", "", "", "")
     console.print(nodes)
     for node_id, s in status.nodes.items():
         for problem in s.get("problems", []):
             console.print(f"[bold red]{node_id}:[/] {problem}", markup=True, highlight=False)
+        if s.get("refusing"):
+            console.print(f"[bold red]{node_id}:[/] not taking batches: {s['refusing']}",
+                          markup=True, highlight=False)
+    r = status.replication
+    if r:
+        console.print(f"Replication: {r['replicas']} copies asked; {r['lines']:,} lines "
+                      f"stored ({r['copies']:,} with copies); under-replicated: "
+                      f"{r['under_replicated_batches']:,} batches, "
+                      f"{r['under_replicated_lines']:,} lines; without a live copy: "
+                      f"{r['unavailable_lines']:,} lines", highlight=False)
+
+
+def _taking(stats: dict[str, object]) -> str:
+    """"taking" or "not taking batches: disk full" (the reason's first words)."""
+    reason = stats.get("refusing")
+    if not reason:
+        return "taking"
+    return f"not taking batches: {str(reason).split(':', 1)[0]}"
 
 
 def _short_time(epoch: int | None) -> str:

@@ -12,13 +12,25 @@ from typing import Any
 import click
 
 from logmr.cli.options import secret_option, servers_option
+from logmr.errors import ConfigError
 from logmr.gearman.connection import Server
 from logmr.jobs import load_jobs_dir
 from logmr.mapfn.parse import compile_format
+from logmr.store.disk import DEFAULT_MIN_FREE, parse_min_free
 from logmr.store.node import DEFAULT_CACHE_MB, NodeStore
+from logmr.store.repair import DEFAULT_EVERY, DEFAULT_RATE
+from logmr.store.replication import DEFAULT_REPLICAS
 from logmr.store.runner import MapRunner
 from logmr.store.service import NodeService
 from logmr.timeutil import parse_span
+
+
+def _min_free(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        parse_min_free(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
 
 
 @click.command("worker")
@@ -45,10 +57,29 @@ from logmr.timeutil import parse_span
 @click.option("--retain", metavar="SPAN", default=None,
               help="Delete whole segments older than SPAN (30d, 12h), checked every 10 "
                    "minutes; never a segment still being written.")
+@click.option("--replicas", envvar="LOGMR_REPLICAS", default=DEFAULT_REPLICAS,
+              show_default=True, type=click.IntRange(1, 16),
+              help="Copies of every batch, each on a different node: this node stores a "
+                   "batch, queues its copies for peers, then acknowledges it (env "
+                   "LOGMR_REPLICAS).")
+@click.option("--min-free", default=DEFAULT_MIN_FREE, show_default=True, metavar="SIZE[,N%]",
+              callback=_min_free,
+              help="Take no batches while the data dir's disk has less free: a size (500M, "
+                   "2G), a share (5%) or both (the smaller applies). They wait in the "
+                   "queue or go to other nodes; queries are still served.")
+@click.option("--repair-every", default=DEFAULT_EVERY, show_default=True,
+              type=click.FloatRange(0.1), metavar="SECONDS",
+              help="How often the node lists its peers' batches and copies those with "
+                   "fewer than --replicas live copies (after two rounds running).")
+@click.option("--repair-mb-s", default=DEFAULT_RATE >> 20, show_default=True,
+              type=click.FloatRange(0.01), metavar="MB/S",
+              help="At most this many MiB a second of repair copies, so that ingest and "
+                   "queries keep their speed.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every batch and query.")
 def command(data_dir: str, node_id: str | None, servers: list[Server], secret: bytes | None,
             log_format: str, cache_mb: int, map_budget: float, map_memory_mb: int,
-            jobs_dir: str | None, retain: str | None, verbose: bool) -> None:
+            jobs_dir: str | None, retain: str | None, replicas: int, min_free: str,
+            repair_every: float, repair_mb_s: float, verbose: bool) -> None:
     """Run a storage node: store shipped batches, answer map jobs over its own data.
 
     \b
@@ -63,12 +94,13 @@ def command(data_dir: str, node_id: str | None, servers: list[Server], secret: b
     if retain is not None:
         parse_span(retain)  # a bad span is the user's error: say so before starting
     compile_format(log_format)
-    store = NodeStore(data_dir, node_id, cache_bytes=cache_mb << 20)
+    store = NodeStore(data_dir, node_id, cache_bytes=cache_mb << 20, min_free=min_free)
     runner = MapRunner(budget=map_budget, memory_limit=map_memory_mb << 20,
                        fork_lock=lambda: store.lock)
     jobs = load_jobs_dir(jobs_dir) if jobs_dir else {}
     service = NodeService(store, servers, log_format=log_format, host=socket.gethostname(),
-                          secret=secret, runner=runner, jobs=jobs)
+                          secret=secret, runner=runner, jobs=jobs, replicas=replicas,
+                          repair_every=repair_every, repair_rate=repair_mb_s * (1 << 20))
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -97,4 +129,5 @@ def command(data_dir: str, node_id: str | None, servers: list[Server], secret: b
         while not service.wait(timeout=0.5):
             pass
     finally:
+        service.replicator.close()
         store.close()

@@ -21,12 +21,13 @@ import time
 from array import array
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from logmr.errors import StoreError, WireError
+from logmr.errors import DiskUnavailable, StoreError, WireError
 from logmr.mapfn.parse import parse_batch
 from logmr.store import segment
+from logmr.store.disk import DEFAULT_MIN_FREE, FULL_ERRNOS, Watermark, is_disk_error
 from logmr.store.segment import Location, RecordMeta, SegmentWriter
 from logmr.timeutil import ClfClock, hour_of
 from logmr.wire import Batch, check_id
@@ -63,11 +64,23 @@ _trim_heap = _heap_trimmer()
 
 @dataclass(frozen=True)
 class StoreResult:
-    """What storing a batch did."""
+    """What storing a batch did; ``records`` are the records written now, as stored."""
 
     lines: int
     unparsed: int
     duplicate: bool
+    records: list[bytes] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A record about to be appended to the segment of its hour."""
+
+    hour: int
+    record: bytes
+    meta: RecordMeta
+    lines: bytes | None  # decoded lines and times, to cache; None for a replica
+    ts: list[int] | None
 
 
 @dataclass(frozen=True)
@@ -95,7 +108,8 @@ class NodeStore:
     """The data directory of one storage node."""
 
     def __init__(self, data_dir: str, node_id: str | None = None,
-                 cache_bytes: int = DEFAULT_CACHE_MB << 20) -> None:
+                 cache_bytes: int = DEFAULT_CACHE_MB << 20,
+                 min_free: str = DEFAULT_MIN_FREE) -> None:
         self.data_dir = os.path.abspath(data_dir)
         self.seg_dir = os.path.join(self.data_dir, "segments")
         try:
@@ -112,6 +126,10 @@ class NodeStore:
         self._index: dict[int, list[tuple[Location, RecordMeta]]] = {}
         self._hours: list[int] = []
         self._done: set[tuple[str, int]] = set()
+        self._by_batch: dict[str, list[tuple[Location, RecordMeta]]] = {}
+        self.watermark = Watermark(self.data_dir, min_free)
+        self.refusing: str | None = None  # why the node takes no batches now, if it does not
+        self.replicas = 1  # copies of each batch the node's service asks for (for status)
         self._writers: OrderedDict[int, SegmentWriter] = OrderedDict()
         self._write_lock = threading.Lock()  # ingest and retention take turns on segments
         self._last_write: dict[int, float] = {}
@@ -171,17 +189,20 @@ class NodeStore:
             entries = segment.scan(os.path.join(self.seg_dir, name), repair=True,
                                    problems=self.problems)
             for loc, meta in entries:
-                self._add(hour, loc, meta)
-                count += 1
+                count += self._add(hour, loc, meta)
         log.info("node %s: %d records in %d segments loaded in %.2fs", self.node_id, count,
                  len(self._hours), time.monotonic() - started)
 
-    def _add(self, hour: int, loc: Location, meta: RecordMeta) -> None:
+    def _add(self, hour: int, loc: Location, meta: RecordMeta) -> bool:
+        if (meta.batch_id, meta.part) in self._done:
+            return False  # a second copy on disk (a write redone after a failed cut)
         if hour not in self._index:
             bisect.insort(self._hours, hour)
             self._index[hour] = []
         self._index[hour].append((loc, meta))
         self._done.add((meta.batch_id, meta.part))
+        self._by_batch.setdefault(meta.batch_id, []).append((loc, meta))
+        return True
 
     # -- ingest ---------------------------------------------------------------------------
 
@@ -189,12 +210,15 @@ class NodeStore:
         """Store a batch durably (fsync) unless already stored; safe to call again."""
         with self._write_lock:
             result = self._store(batch)
+        self._after_write()
+        return result
+
+    def _after_write(self) -> None:
         self._trim_if_due()  # not under the write lock: the next batch need not wait
         now = time.monotonic()
         self._rate.append((now, self.ingested_lines))
         while self._rate and self._rate[0][0] < now - 60:
             self._rate.popleft()
-        return result
 
     def _store(self, batch: Batch) -> StoreResult:
         blob = batch.lines if batch.lines.endswith(b"\n") or not batch.lines else (
@@ -205,9 +229,7 @@ class NodeStore:
         hours = [first] if first == last else sorted({hour_of(t) for t in parsed.ts})
         hours = hours if n else []
         lines_by_hour = self._split(blob, parsed.ts, hours)
-        wrote = 0
-        touched: list[SegmentWriter] = []
-        pending: list[tuple[int, int, bytes, RecordMeta, bytes, list[int]]] = []
+        pending: list[_Pending] = []
         for part, hour in enumerate(hours):
             with self._lock:
                 if (batch.batch_id, part) in self._done:
@@ -221,29 +243,93 @@ class NodeStore:
                 {"batch_id": batch.batch_id, "part": part, "parts": len(hours),
                  "lines": len(ts), "t0": min(ts), "t1": max(ts), "host": batch.host,
                  "unparsed": ok.count(False)}, lines, cols, ts)
-            writer = self._writer(hour)
-            offset = writer.append(record)
-            self._last_write[hour] = time.monotonic()
-            touched.append(writer)
-            pending.append((hour, offset, record, meta, lines, ts))
-            wrote += len(ts)
-        for writer in touched:
-            writer.sync()
+            pending.append(_Pending(hour, record, meta, lines, ts))
+        self._write(pending)
+        return StoreResult(lines=n, unparsed=parsed.unparsed, duplicate=not pending and n > 0,
+                           records=[p.record for p in pending])
+
+    def store_records(self, batch_id: str, records: Sequence[bytes]) -> int:
+        """Store a replica: whole records another node wrote for ``batch_id``, appended as
+        they are (checked, never re-parsed); parts already held are skipped. Returns the
+        lines written."""
+        checked = []
+        for raw in records:
+            meta = segment.check_record(raw)
+            if meta.batch_id != batch_id:
+                raise StoreError(f"replica of batch {batch_id} holds a record of batch "
+                                 f"{meta.batch_id}")
+            checked.append(_Pending(hour_of(meta.t0), raw, meta, None, None))
+        with self._write_lock:
+            with self._lock:
+                pending = [p for p in checked if (batch_id, p.meta.part) not in self._done]
+            self._write(pending)
+        self._after_write()
+        return sum(p.meta.lines for p in pending)
+
+    def batch_records(self, batch_id: str, parts: set[int] | None = None) -> list[bytes]:
+        """The whole records this node holds of a batch (those of ``parts``, if given), as
+        stored: what a copy for a peer carries."""
         with self._lock:
-            for hour, offset, record, meta, lines, ts in pending:
-                meta_len = segment.HEADER.unpack_from(record)[1]
+            held = list(self._by_batch.get(batch_id, ()))
+        return [segment.read_record(loc) for loc, meta in held
+                if parts is None or meta.part in parts]
+
+    def _write(self, pending: Sequence[_Pending]) -> None:
+        """Append, fsync and index records (the caller holds the write lock). A disk that
+        fails or fills midway cuts what this call appended and raises DiskUnavailable."""
+        if not pending:
+            return
+        self.watermark.check(sum(len(p.record) for p in pending))
+        before: dict[int, tuple[SegmentWriter, int]] = {}
+        placed: list[tuple[_Pending, int]] = []
+        try:
+            for p in pending:
+                writer = self._writer(p.hour)
+                before.setdefault(p.hour, (writer, writer.size))
+                placed.append((p, writer.append(p.record)))
+                self._last_write[p.hour] = time.monotonic()
+            for writer, _ in before.values():
+                writer.sync()  # a no-op for one closed (and so synced) to open another
+        except OSError as exc:
+            self._cut(before)
+            if not is_disk_error(exc):
+                raise
+            kind = "disk full" if exc.errno in FULL_ERRNOS else "disk error"
+            raise DiskUnavailable(f"{kind}: cannot write to {self.seg_dir}: "
+                                  f"{exc.strerror}") from None
+        with self._lock:
+            for p, offset in placed:
+                meta_len = segment.HEADER.unpack_from(p.record)[1]
                 body_at = offset + segment.HEADER.size + meta_len
-                crc = segment.HEADER.unpack_from(record)[3]
-                loc = Location(self._writer_path(hour), body_at, len(record) - (body_at - offset),
-                               crc, record[segment.HEADER.size:segment.HEADER.size + meta_len])
-                self._add(hour, loc, meta)
-                # write-through: the newest data is what queries read most
-                self._cache_put((loc.path, loc.offset, segment.LINES), lines, len(lines))
-                self._cache_put((loc.path, loc.offset, segment.TIMES), array("q", ts),
-                                8 * len(ts) + 64)
-            self.ingested_lines += wrote
-            self.ingested_batches += 1 if pending else 0
-        return StoreResult(lines=n, unparsed=parsed.unparsed, duplicate=not pending and n > 0)
+                crc = segment.HEADER.unpack_from(p.record)[3]
+                loc = Location(self._writer_path(p.hour), body_at,
+                               len(p.record) - (body_at - offset), crc,
+                               p.record[segment.HEADER.size:segment.HEADER.size + meta_len])
+                self._add(p.hour, loc, p.meta)
+                if p.lines is not None and p.ts is not None:
+                    # write-through: the newest data is what queries read most
+                    self._cache_put((loc.path, loc.offset, segment.LINES), p.lines,
+                                    len(p.lines))
+                    self._cache_put((loc.path, loc.offset, segment.TIMES), array("q", p.ts),
+                                    8 * len(p.ts) + 64)
+            self.ingested_lines += sum(p.meta.lines for p, _ in placed)
+            self.ingested_batches += 1
+
+    def _cut(self, sizes: dict[int, tuple[SegmentWriter, int]]) -> None:
+        """Cut segments back to their size before a failed write: the half-written batch
+        is gone and will be redone. A segment that cannot be cut is closed; it is cut to
+        its last indexed record when next opened."""
+        for hour, (writer, size) in sizes.items():
+            try:
+                if writer.closed:
+                    os.truncate(writer.path, size)
+                else:
+                    writer.truncate(size)
+            except OSError as exc:
+                log.error("cannot cut %s back to %d bytes: %s", writer.path, size, exc.strerror)
+                if self._writers.get(hour) is writer:
+                    del self._writers[hour]
+                writer.abandon()
 
     @staticmethod
     def _split(blob: bytes, ts: list[int], hours: list[int]) -> dict[int, tuple[list[int], bytes]]:
@@ -262,6 +348,13 @@ class NodeStore:
         writer = self._writers.get(hour)
         if writer is None:
             writer = SegmentWriter(self._writer_path(hour))
+            with self._lock:
+                end = max((loc.offset + loc.length for loc, _ in self._index.get(hour, ())),
+                          default=0)
+            if writer.size > end:  # the tail of a write that failed and could not be cut
+                log.warning("segment %s: cutting %d bytes of a failed write", writer.path,
+                            writer.size - end)
+                writer.truncate(end)
             self._writers[hour] = writer
             while len(self._writers) > 16:
                 self._writers.popitem(last=False)[1].close()
@@ -288,6 +381,10 @@ class NodeStore:
                 with self._lock:
                     for _, meta in self._index.pop(hour, []):
                         self._done.discard((meta.batch_id, meta.part))
+                        held = [e for e in self._by_batch.pop(meta.batch_id, ())
+                                if e[1].part != meta.part]
+                        if held:
+                            self._by_batch[meta.batch_id] = held
                     self._hours.remove(hour)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
@@ -416,6 +513,10 @@ class NodeStore:
             "batches": len({m.batch_id for m in metas}),
             "problems": list(self.problems),
             "ingest_lines_per_s": self._ingest_rate(),
+            **self.watermark.state(),
+            "replicas": self.replicas,
+            "taking_batches": self.refusing is None,
+            "refusing": self.refusing,
         }
 
 

@@ -16,6 +16,7 @@ acknowledged. A crash can leave a torn record at the tail; opening the segment d
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
@@ -230,15 +231,50 @@ def _read_record_at(path: str, f: Any, pos: int, size: int) -> tuple[Location, R
     return Location(path, pos + HEADER.size + meta_len, body_len, crc, meta_bytes), meta
 
 
+def check_record(raw: bytes) -> RecordMeta:
+    """The meta of one whole record (as :func:`encode_record` made it), once its length and
+    checksum hold; a bad record raises StoreError."""
+    if len(raw) < HEADER.size:
+        raise StoreError("record is shorter than its header")
+    magic, meta_len, body_len, crc = HEADER.unpack_from(raw)
+    if magic != MAGIC or HEADER.size + meta_len + body_len != len(raw):
+        raise StoreError("record is not whole (bad magic or lengths)")
+    meta_bytes = raw[HEADER.size:HEADER.size + meta_len]
+    if zlib.crc32(raw[HEADER.size + meta_len:], zlib.crc32(meta_bytes)) != crc:
+        raise StoreError("record fails its checksum")
+    try:
+        return RecordMeta.unpack(meta_bytes)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise StoreError(f"record meta is malformed: {exc}") from None
+
+
+def read_record(loc: Location) -> bytes:
+    """A whole record (header, meta, body) as it lies in its segment."""
+    start = loc.offset - len(loc.meta_bytes) - HEADER.size
+    size = loc.offset + loc.length - start
+    try:
+        fd = os.open(loc.path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, size, start)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StoreError(f"cannot read segment {loc.path}: {exc.strerror}") from None
+    if len(data) != size:
+        raise StoreError(f"segment {loc.path} ends inside a record at byte {start}")
+    return data
+
+
 class SegmentWriter:
     """Appends records to one segment file; durable after :meth:`sync`."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         created = not os.path.exists(path)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.size = os.fstat(self._fd).st_size
         self._dirty = created
+        self.closed = False
         if created:
             _fsync_dir(os.path.dirname(path))
 
@@ -255,14 +291,30 @@ class SegmentWriter:
 
     def sync(self) -> None:
         """fsync the file if anything was appended since the last sync."""
-        if self._dirty:
+        if self._dirty and not self.closed:
             os.fsync(self._fd)
             self._dirty = False
 
+    def truncate(self, size: int) -> None:
+        """Cut the file back to ``size`` bytes (a failed write's tail) and make it durable."""
+        os.ftruncate(self._fd, size)
+        os.fsync(self._fd)
+        self.size = size
+        self._dirty = False
+
+    def abandon(self) -> None:
+        """Close without syncing (after a write error: the caller cuts the tail later)."""
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+
     def close(self) -> None:
         """Sync and close."""
-        self.sync()
-        os.close(self._fd)
+        if not self.closed:
+            self.sync()
+            self.closed = True
+            os.close(self._fd)
 
 
 def _fsync_dir(path: str) -> None:

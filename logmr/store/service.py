@@ -20,9 +20,9 @@ from typing import Any
 import polars as pl
 
 from logmr import wire
-from logmr.errors import LogmrError
+from logmr.errors import DiskUnavailable, GearmanError, LogmrError
 from logmr.gearman.connection import Server
-from logmr.gearman.worker import Job, Worker
+from logmr.gearman.worker import Job, RetryJob, Worker
 from logmr.jobs import Job as UserJob
 from logmr.jobs import check_identity, lines_of, map_and_combine, reduce_pairs
 from logmr.mapfn import frames
@@ -31,7 +31,10 @@ from logmr.mapfn.grep import GrepQuery, count_records, grep_hour, matching_spans
 from logmr.mapfn.pattern import runs_in_linear_time
 from logmr.mapfn.report import Combiner, apply_filters, page_stream
 from logmr.mapfn.spec import ReportSpec
+from logmr.store import disk
 from logmr.store.node import NodeStore, Record
+from logmr.store.repair import DEFAULT_EVERY, DEFAULT_RATE, Catalog, Repairer
+from logmr.store.replication import DEFAULT_REPLICAS, Replicator
 from logmr.store.runner import MapRunner, Reply
 
 log = logging.getLogger(__name__)
@@ -50,14 +53,42 @@ def grep_query(args: dict[str, Any]) -> GrepQuery:
                      ignore_case=bool(args.get("ignore_case")), invert=bool(args.get("invert")))
 
 
+def _record_keys(args: dict[str, Any], name: str) -> set[tuple[str, int]] | None:
+    value = args.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+            isinstance(k, list | tuple) and len(k) == 2 and isinstance(k[0], str)
+            and type(k[1]) is int for k in value):
+        raise LogmrError(f"map argument {name} must be a list of [batch id, part]")
+    return {(k[0], k[1]) for k in value}
+
+
+def chosen_records(args: dict[str, Any]) -> Callable[[Record], bool]:
+    """Which records a query reads here: the client's plan says which of them another node
+    reads instead (``skip``) or, when it takes over from a node that failed, which alone
+    to read (``only``)."""
+    skip, only = _record_keys(args, "skip"), _record_keys(args, "only")
+    if only is not None:
+        return lambda r: (r.meta.batch_id, r.meta.part) in only
+    if skip:
+        return lambda r: (r.meta.batch_id, r.meta.part) not in skip
+    return lambda r: True
+
+
 def map_grep(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
              ) -> dict[str, Any]:
-    """Stream matching rows, oldest first, in chunks; end with the count."""
+    """Stream matching rows, oldest first, in chunks; end with the count. With ``after``
+    (a row key), only rows past it: a node taking over a stream another node broke off."""
     query = grep_query(args)
     rx = query.compile()
     since, until = _time_arg(args, "since"), _time_arg(args, "until")
     limit = args.get("limit")
     count_only = bool(args.get("count_only"))
+    after = args.get("after")
+    if after is not None and not (isinstance(after, list) and len(after) == 3):
+        raise LogmrError("map argument after must be [time, batch id, line]")
+    wanted = chosen_records(args)
     total = 0
     per_record: list[tuple[str, int, int]] = []
     hours = list(store.records(since, until))
@@ -67,13 +98,16 @@ def map_grep(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
                              "with --since/--until")
         # progress, and a sign of life for the client's idle timeout
         job.send_status(done, len(hours))
-        metas = [_Adapter(r) for r in records]
+        metas = [_Adapter(r) for r in records if wanted(r)]
         if count_only:
             # per record, so that the client counts a batch stored on two nodes once
             per_record.extend((rec.batch_id, rec.meta_part, n) for rec, n in
                               count_records(metas, rx, query.invert, since, until) if n)
             continue
         rows = grep_hour(metas, rx, query.invert, since, until)
+        if after is not None:
+            key = tuple(after)
+            rows = [r for r in rows if (r[0], r[1], r[2]) > key]
         if limit is not None:
             rows = rows[: max(0, limit - total)]
         for chunk in wire.iter_chunks(iter(rows)):
@@ -86,19 +120,31 @@ def map_grep(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
     return {"count": total}
 
 
-def map_records(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
-                ) -> dict[str, Any]:
-    """The (batch id, part) of every record in the range: how the client finds a batch
-    stored on two nodes before a report, so that it counts once."""
+def map_records(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float,
+                catalog: Catalog | None = None) -> dict[str, Any]:
+    """[batch id, part, lines, t0, t1] of every record in the range: the client plans
+    from these who reads what, so that a record held by several nodes counts once. With
+    ``elsewhere`` (the live node ids), also what this node's catalog says the other
+    nodes held in the range when last seen: what a query misses."""
     since, until = _time_arg(args, "since"), _time_arg(args, "until")
-    return {"records": [[r.meta.batch_id, r.meta.part] for _, records in
-                        store.records(since, until) for r in records]}
+    out: dict[str, Any] = {"records": [] if args.get("catalog_only") else [
+        [r.meta.batch_id, r.meta.part, r.meta.lines, r.meta.t0, r.meta.t1]
+        for _, records in store.records(since, until) for r in records]}
+    live = args.get("elsewhere")
+    if live is not None and catalog is not None:
+        if not isinstance(live, list) or not all(isinstance(n, str) for n in live):
+            raise LogmrError("map argument elsewhere must be a list of node ids")
+        out["elsewhere"] = catalog.elsewhere(live, since, until)
+    return out
 
 
-def map_stats(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
-              ) -> dict[str, Any]:
-    """What this node holds."""
-    return store.stats()
+def map_stats(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float,
+              repairer: Repairer | None = None) -> dict[str, Any]:
+    """What this node holds, and how its repair goes."""
+    stats = store.stats()
+    if repairer is not None:
+        stats["repair"] = repairer.stats()
+    return stats
 
 
 def is_bot(ua: bytes) -> bool:
@@ -124,7 +170,7 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
     """A partial report over this node's lines (see logmr.mapfn.report), aggregated a
     chunk at a time and combined here; click analysis page streams go out as WORK_DATA."""
     spec = ReportSpec.from_args(args)
-    skip = {(str(b), int(p)) for b, p in args.get("skip") or ()}
+    wanted = chosen_records(args)
     f = spec.filters
     rx = GrepQuery(f.grep).compile() if f.grep is not None else None
     combined = Combiner(spec)
@@ -150,7 +196,7 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
         job.send_status(done, len(hours))
         for record in records:
             if (f.source_host is not None and record.meta.host != f.source_host) or (
-                    (record.meta.batch_id, record.meta.part) in skip):
+                    not wanted(record)):
                 continue
             frame, bad = record_frame_of(store, record)
             if rx is not None:
@@ -178,10 +224,13 @@ def map_run(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float,
     check_identity(user_job, wanted)
     since, until = _time_arg(args, "since"), _time_arg(args, "until")
     combined: list[tuple[Any, Any]] = []
+    wanted = chosen_records(args)
     hours = list(store.records(since, until))
     for done, (_hour, records) in enumerate(hours):
         job.send_status(done, len(hours))
         for record in records:
+            if not wanted(record):
+                continue
             lines = (line for line in lines_of(record.columns(), record.ts(), record.meta.host)
                      if (since is None or line.ts >= since) and (until is None or line.ts < until))
             combined.extend(map_and_combine(user_job, lines))
@@ -249,7 +298,9 @@ class NodeService:
 
     def __init__(self, store: NodeStore, servers: list[Server], log_format: str = "combined",
                  host: str = "-", secret: bytes | None = None,
-                 runner: MapRunner | None = None, jobs: dict[str, UserJob] | None = None
+                 runner: MapRunner | None = None, jobs: dict[str, UserJob] | None = None,
+                 replicas: int = DEFAULT_REPLICAS, disk_poll: float = 1.0,
+                 repair_every: float = DEFAULT_EVERY, repair_rate: float = DEFAULT_RATE
                  ) -> None:
         self.store = store
         self.log_format = log_format
@@ -257,16 +308,64 @@ class NodeService:
         self.secret = secret
         self.runner = runner or MapRunner(fork_lock=lambda: store.lock)
         self.jobs = jobs or {}
+        self.replicator = Replicator(store.node_id, servers, replicas, secret)
+        store.replicas = replicas
+        self.repairer = Repairer(store, servers, replicas, secret, every=repair_every,
+                                 rate=repair_rate)
+        self.disk_poll = disk_poll
         self.ingest = Worker(servers, client_id=f"logmr-ingest-{store.node_id}")
-        self.ingest.register(wire.STORE_FUNCTION, self._on_store)
+        self._ingest_handlers: dict[str, Callable[[Job], bytes]] = {
+            wire.STORE_FUNCTION: self._on_store,
+            wire.replica_function(store.node_id): self._on_replica}
         if secret is None:
-            self.ingest.register(wire.LOGGER_FUNCTION, self._on_logger)
+            self._ingest_handlers[wire.LOGGER_FUNCTION] = self._on_logger
         else:
             log.info("a secret is set: not registering '%s' (raw lines from the stock gearman "
                      "CLI cannot be signed)", wire.LOGGER_FUNCTION)
+        self._gate = threading.Lock()
+        self._stopped = threading.Event()
+        reason = disk.writable(store.data_dir, store.watermark)
+        if reason is None:
+            self._take_batches()
+        else:
+            self._refuse(reason)
         self.query = Worker(servers, client_id=f"logmr-map-{store.node_id}")
         self.query.register(wire.map_function(store.node_id), self._on_map)
         self._threads: list[threading.Thread] = []
+
+    # -- full or failing disks ----------------------------------------------------------
+
+    def _take_batches(self) -> None:
+        for name, handler in self._ingest_handlers.items():
+            self.ingest.register(name, handler)
+
+    def _refuse(self, reason: str) -> None:
+        """Stop taking batches (CANT_DO): they wait in the queue or go to other nodes, and
+        a watcher takes them again once the disk takes writes."""
+        with self._gate:
+            if self.store.refusing is not None:
+                return
+            self.store.refusing = reason
+            for name in self._ingest_handlers:
+                self.ingest.unregister(name)
+        log.warning("not taking batches: %s; they wait in the queue or go to other nodes "
+                    "(queries still served)", reason)
+        threading.Thread(target=self._watch_disk, name="disk-watch", daemon=True).start()
+
+    def _watch_disk(self) -> None:
+        while not self._stopped.wait(self.disk_poll):
+            reason = disk.writable(self.store.data_dir, self.store.watermark)
+            if reason is None:
+                with self._gate:
+                    self.store.refusing = None
+                    self._take_batches()
+                log.info("the disk takes writes again: taking batches")
+                return
+            self.store.refusing = reason
+
+    def _give_back(self, exc: DiskUnavailable) -> RetryJob:
+        self._refuse(str(exc))
+        return RetryJob(f"batch given back: {exc}")
 
     def _verified(self, job: Job, what: str) -> bytes:
         """The job's payload once its signature checks out; a refusal raises (the worker
@@ -275,9 +374,33 @@ class NodeService:
 
     def _on_store(self, job: Job) -> bytes:
         batch = wire.unpack_batch(self._verified(job, "batch"))
-        result = self.store.store(batch)
+        try:
+            result = self.store.store(batch)
+        except DiskUnavailable as exc:
+            raise self._give_back(exc) from None
         log.debug("batch %s: %d lines%s", batch.batch_id, result.lines,
                   " (duplicate, skipped)" if result.duplicate else "")
+        self._replicate(batch.batch_id, result.records if not result.duplicate else None)
+        return b"ok"
+
+    def _replicate(self, batch_id: str, records: list[bytes] | None) -> None:
+        """Queue the batch's copies before its job completes (a redelivered batch, already
+        stored here, is copied again: its first copies may never have been queued)."""
+        if self.replicator.replicas <= 1:
+            return
+        try:
+            self.replicator.replicate(batch_id, records if records is not None
+                                      else self.store.batch_records(batch_id))
+        except GearmanError as exc:
+            raise RetryJob(f"copies of batch {batch_id} not queued: {exc}") from None
+
+    def _on_replica(self, job: Job) -> bytes:
+        replica = wire.unpack_replica(self._verified(job, "replica"))
+        try:
+            lines = self.store.store_records(replica.batch_id, replica.records)
+        except DiskUnavailable as exc:
+            raise self._give_back(exc) from None
+        log.debug("copy of batch %s from %s: %d lines", replica.batch_id, replica.origin, lines)
         return b"ok"
 
     def _on_logger(self, job: Job) -> bytes:
@@ -286,7 +409,12 @@ class NodeService:
         unique = job.unique or job.handle.decode("ascii", "replace")
         batch_id = "logger:" + "".join(c if c.isalnum() or c in "._:-" else "_"
                                        for c in unique)[:55]
-        self.store.store(wire.Batch(batch_id, self.host, self.log_format, job.payload))
+        try:
+            result = self.store.store(wire.Batch(batch_id, self.host, self.log_format,
+                                                 job.payload))
+        except DiskUnavailable as exc:
+            raise self._give_back(exc) from None
+        self._replicate(batch_id, result.records if not result.duplicate else None)
         return b"ok"
 
     def _on_map(self, job: Job) -> bytes:
@@ -294,6 +422,10 @@ class NodeService:
         handler = MAP_JOBS.get(request.job)
         if request.job == "run":
             handler = functools.partial(map_run, jobs=self.jobs)
+        elif request.job == "records":
+            handler = functools.partial(map_records, catalog=self.repairer.catalog)
+        elif request.job == "stats":
+            handler = functools.partial(map_stats, repairer=self.repairer)
         if handler is None:
             raise LogmrError(f"unknown map job {request.job!r}; this node knows "
                              f"{', '.join(sorted(MAP_JOBS))}")
@@ -314,9 +446,12 @@ class NodeService:
             t = threading.Thread(target=worker.work, name=name, daemon=True)
             t.start()
             self._threads.append(t)
+        threading.Thread(target=self.repairer.run, args=(self._stopped,), name="repair",
+                         daemon=True).start()
 
     def stop(self) -> None:
         """Ask both loops to finish the job at hand and return (signal-safe)."""
+        self._stopped.set()
         self.ingest.stop()
         self.query.stop()
 

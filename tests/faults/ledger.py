@@ -75,7 +75,7 @@ def tally(case: str, cluster: LocalCluster, sent: list[bytes], pattern: str = ""
     got = Counter(stored)
     result = Tally(case=case, sent=len(sent), stored=len(stored), unique=len(got),
                    duplicates=sum(n - 1 for n in got.values() if n > 1),
-                   missing=sum((want - got).values()), on_disk=cluster.stored_lines())
+                   missing=sum((want - got).values()), on_disk=cluster.copies())
     print(f"\n{result.row()}")
     assert stored_count(cluster, pattern) == len(stored)
     return result

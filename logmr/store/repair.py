@@ -1,0 +1,223 @@
+"""Repair: every batch back to ``replicas`` copies, in the background, throttled.
+
+Each node, every ``every`` seconds, lists the records of every live node (the ``records``
+map job) and keeps the last listing of each node it has seen: the catalog. The catalog
+outlives the nodes in it, so the cluster still knows what a lost node held: a query says
+how many lines have no live copy, and status counts them.
+
+A record with fewer live copies than asked, seen so in two rounds running (a copy still
+in the queue is not a missing one), is copied by the first of its live holders by
+rendezvous hashing (so one node does it, and the work spreads), to the peers rendezvous
+hashing picks among the live nodes that do not hold it. Copies go as low-priority
+background jobs, so batches from ship are handed out first, at no more than ``rate``
+bytes a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from logmr import wire
+from logmr.errors import LogmrError
+from logmr.gearman.client import Client, Priority
+from logmr.gearman.connection import Server
+from logmr.store.node import NodeStore
+from logmr.store.replication import copy_unique, live_nodes, rendezvous
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EVERY = 30.0
+DEFAULT_RATE = 16 << 20  # bytes of copies a second
+CATALOG = "catalog.msgpack"
+Key = tuple[str, int]
+
+
+@dataclass
+class Listing:
+    """What one node held when it last answered: record -> [lines, t0, t1]."""
+
+    seen: float
+    records: dict[Key, tuple[int, int, int]] = field(default_factory=dict)
+
+
+def listing_of(store: NodeStore) -> dict[Key, tuple[int, int, int]]:
+    """This node's own records, as a peer would list them."""
+    return {(r.meta.batch_id, r.meta.part): (r.meta.lines, r.meta.t0, r.meta.t1)
+            for _, records in store.records() for r in records}
+
+
+class Catalog:
+    """The last listing of every node seen, kept in the data dir across restarts."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.nodes: dict[str, Listing] = {}
+        self._lock = threading.Lock()
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                data = msgpack.unpackb(f.read(), raw=False, strict_map_key=False)
+            for node, (seen, rows) in data.items():
+                self.nodes[node] = Listing(float(seen), {(str(b), int(p)): (int(n), int(t0),
+                                                                          int(t1))
+                                                         for b, p, n, t0, t1 in rows})
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, TypeError, msgpack.UnpackException) as exc:
+            log.warning("ignoring catalog %s (%s): it is rebuilt from the live nodes",
+                        self.path, exc)
+            self.nodes = {}
+
+    def update(self, listings: dict[str, Listing]) -> None:
+        """Take the newest listings (nodes not in them keep their last one) and save."""
+        with self._lock:
+            self.nodes.update(listings)
+            data = {node: [seen.seen, [[b, p, *v] for (b, p), v in seen.records.items()]]
+                    for node, seen in self.nodes.items()}
+        tmp = f"{self.path}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(msgpack.packb(data, use_bin_type=True))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:  # a full disk: the catalog in memory still serves
+            log.warning("cannot save the catalog %s: %s", self.path, exc.strerror)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    def elsewhere(self, live: Sequence[str], since: int | None, until: int | None
+                  ) -> dict[str, list[list[Any]]]:
+        """What the nodes not in ``live`` held in [since, until) when last seen."""
+        skip = set(live)
+        with self._lock:
+            return {node: [[b, p, n] for (b, p), (n, t0, t1) in seen.records.items()
+                           if (since is None or t1 >= since) and (until is None or t0 < until)]
+                    for node, seen in self.nodes.items() if node not in skip}
+
+
+class Repairer:
+    """The repair loop of one node."""
+
+    def __init__(self, store: NodeStore, servers: Sequence[Server], replicas: int,
+                 secret: bytes | None = None, every: float = DEFAULT_EVERY,
+                 rate: float = DEFAULT_RATE, timeout: float = 30.0) -> None:
+        self.store = store
+        self.servers = list(servers)
+        self.replicas = replicas
+        self.secret = secret
+        self.every = every
+        self.rate = rate
+        self.timeout = timeout
+        self.catalog = Catalog(os.path.join(store.data_dir, CATALOG))
+        self._short: set[Key] = set()  # under-replicated in the last round
+        self.rounds = 0
+        self.copies_queued = 0
+        self.bytes_queued = 0
+        self.to_repair = 0  # records this node is to copy, as of the last round
+
+    def run(self, stop: threading.Event) -> None:
+        """Repair rounds until ``stop`` is set."""
+        while not stop.wait(self.every):
+            try:
+                self.round(stop)
+            except LogmrError as exc:
+                log.warning("repair round failed: %s; trying again in %g s", exc, self.every)
+
+    def round(self, stop: threading.Event | None = None) -> int:
+        """One round: list, catalog, copy what is short. Returns the copies queued."""
+        me = self.store.node_id
+        live = live_nodes(self.servers, wire.MAP_PREFIX)
+        listings = {me: Listing(time.time(), listing_of(self.store))}
+        client = Client(self.servers, timeout=self.timeout)
+        try:
+            for peer in sorted(live - {me}):
+                listed = self._list(client, peer)
+                if listed is not None:
+                    listings[peer] = listed
+            self.catalog.update(listings)
+            self.rounds += 1
+            if self.replicas <= 1:
+                return 0
+            return self._copy(client, listings, stop)
+        finally:
+            client.close()
+
+    def _list(self, client: Client, peer: str) -> Listing | None:
+        request = wire.sign(wire.pack_request(wire.MapRequest("records", {})), self.secret)
+        try:
+            with client.submit(wire.map_function(peer), request,
+                               unique=secrets.token_hex(16), timeout=self.timeout) as job:
+                for _ in job:
+                    pass
+                rows = wire.unpack_result(job.result).get("records", [])
+        except LogmrError as exc:
+            log.info("repair: node %s did not list its records: %s", peer, exc)
+            return None
+        return Listing(time.time(), {(str(r[0]), int(r[1])): (int(r[2]), int(r[3]), int(r[4]))
+                                     for r in rows if len(r) >= 5})
+
+    def _copy(self, client: Client, listings: dict[str, Listing],
+              stop: threading.Event | None) -> int:
+        me = self.store.node_id
+        holders: dict[Key, list[str]] = {}
+        for node, listing in listings.items():
+            for key in listing.records:
+                holders.setdefault(key, []).append(node)
+        takers = live_nodes(self.servers, wire.REPLICA_PREFIX)
+        short = {key for key, nodes in holders.items()
+                 if len(nodes) < self.replicas and len(takers - set(nodes)) > 0}
+        due = short & self._short  # short twice running: not a copy still on its way
+        self._short = short
+        mine: dict[tuple[str, str], list[Key]] = {}  # (target, batch) -> records
+        for key in sorted(due):
+            nodes = holders[key]
+            if rendezvous(f"{key[0]}/{key[1]}", nodes)[0] != me:
+                continue  # another holder copies it
+            want = self.replicas - len(nodes)
+            for target in [t for t in rendezvous(key[0], takers) if t not in nodes][:want]:
+                mine.setdefault((target, key[0]), []).append(key)
+        self.to_repair = sum(len(keys) for keys in mine.values())
+        queued = 0
+        for (target, batch_id), keys in sorted(mine.items()):
+            if stop is not None and stop.is_set():
+                break
+            records = self.store.batch_records(batch_id, {p for _, p in keys})
+            if not records:
+                continue
+            payload = wire.sign(wire.pack_replica(wire.Replica(batch_id, me, records)),
+                                self.secret)
+            started = time.monotonic()
+            client.submit_background(wire.replica_function(target), payload,
+                                     copy_unique(batch_id, target), priority=Priority.LOW)
+            queued += 1
+            self.copies_queued += 1
+            self.bytes_queued += len(payload)
+            self.to_repair -= len(keys)
+            pause = len(payload) / self.rate - (time.monotonic() - started)
+            if pause > 0:  # the throttle
+                if stop is not None:
+                    stop.wait(pause)
+                else:
+                    time.sleep(pause)
+        if queued:
+            log.info("repair: queued %d copies for under-replicated batches", queued)
+        return queued
+
+    def stats(self) -> dict[str, Any]:
+        """Repair progress, for status."""
+        return {"rounds": self.rounds, "copies_queued": self.copies_queued,
+                "bytes_queued": self.bytes_queued, "to_repair": self.to_repair}
+

@@ -1,0 +1,118 @@
+"""Placing copies: every batch a node stores goes to ``replicas - 1`` peers as well.
+
+The node that takes a batch from ``logmr.store`` stores and fsyncs it, then submits one
+background job per copy to a peer's own function ``logmr.replica.<peer>``, and only then
+completes the batch's job. A node killed in between has the batch redelivered: it finds
+it already stored and submits the copies again, which the peers drop if they hold them
+(the job's unique id and the node's dedupe record both say so). Peers are chosen by
+rendezvous hashing over the nodes live now, so a batch's copies spread evenly and the
+choice moves only for the batches of a node that comes or goes. With fewer live peers
+than asked, the batch is stored and left under-replicated; repair adds the copies later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterable, Sequence
+
+from logmr import wire
+from logmr.errors import GearmanError
+from logmr.gearman import admin
+from logmr.gearman.client import Client
+from logmr.gearman.connection import Server
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REPLICAS = 2
+PEERS_TTL = 2.0  # seconds a view of the live peers is reused
+
+
+def rendezvous(key: str, nodes: Iterable[str]) -> list[str]:
+    """``nodes`` ordered by their highest-random-weight score for ``key``: the first are
+    where ``key`` goes. Stable: the order of the others is kept when a node leaves.
+
+    >>> rendezvous("b1", ["n1", "n2", "n3"]) == rendezvous("b1", ["n3", "n1", "n2"])
+    True
+    """
+    def score(node: str) -> bytes:
+        return hashlib.blake2b(f"{key}\0{node}".encode(), digest_size=8).digest()
+
+    return sorted(nodes, key=score, reverse=True)
+
+
+def live_nodes(servers: Sequence[Server], prefix: str, timeout: float = 2.0) -> set[str]:
+    """Node ids with a worker on a ``prefix<node-id>`` function on any job server."""
+    found: set[str] = set()
+    for server in servers:
+        try:
+            functions = admin.status(server, timeout=timeout)
+        except GearmanError:
+            continue
+        found.update(f.name[len(prefix):] for f in functions
+                     if f.name.startswith(prefix) and f.workers > 0)
+    return found
+
+
+class Replicator:
+    """Sends copies of the batches one node stores to its peers."""
+
+    def __init__(self, node_id: str, servers: Sequence[Server], replicas: int,
+                 secret: bytes | None = None) -> None:
+        self.node_id = node_id
+        self.servers = list(servers)
+        self.replicas = replicas
+        self.secret = secret
+        self._client = Client(self.servers)
+        self._peers: tuple[float, list[str]] = (float("-inf"), [])
+        self._warned_at = float("-inf")
+        self.under_replicated_batches = 0  # stored with fewer copies than asked, since start
+
+    def peers(self) -> list[str]:
+        """Live peers that take copies now (cached for a moment)."""
+        when, peers = self._peers
+        if time.monotonic() - when > PEERS_TTL:
+            peers = sorted(live_nodes(self.servers, wire.REPLICA_PREFIX) - {self.node_id})
+            self._peers = (time.monotonic(), peers)
+        return peers
+
+    def targets(self, batch_id: str, exclude: Iterable[str] = ()) -> list[str]:
+        """The peers a batch's copies go to (never this node, never one in ``exclude``)."""
+        want = self.replicas - 1
+        if want <= 0:
+            return []
+        skip = set(exclude)
+        return [p for p in rendezvous(batch_id, self.peers()) if p not in skip][:want]
+
+    def replicate(self, batch_id: str, records: list[bytes]) -> int:
+        """Submit the copies of a stored batch; returns how many were queued. Raises
+        ServerUnavailable when no job server takes them (the batch is then redone)."""
+        if self.replicas <= 1 or not records:
+            return 0
+        targets = self.targets(batch_id)
+        if targets:
+            payload = wire.sign(wire.pack_replica(wire.Replica(batch_id, self.node_id,
+                                                               records)), self.secret)
+            for peer in targets:
+                self._client.submit_background(wire.replica_function(peer), payload,
+                                               copy_unique(batch_id, peer))
+        if len(targets) < self.replicas - 1:
+            self.under_replicated_batches += 1
+            if time.monotonic() - self._warned_at > 60:
+                self._warned_at = time.monotonic()
+                log.warning("only %d live peers for %d copies: batches are stored with fewer "
+                            "copies for now, and repaired when nodes join", len(targets),
+                            self.replicas - 1)
+        return len(targets)
+
+    def close(self) -> None:
+        """Close the job server connections."""
+        self._client.close()
+
+
+def copy_unique(batch_id: str, peer: str) -> str:
+    """The unique id of one copy's job: the same for every resubmission of that copy, so
+    a job server holding it already coalesces the two."""
+    digest = hashlib.blake2b(f"{batch_id}\0{peer}".encode(), digest_size=16).hexdigest()
+    return f"copy:{digest}"

@@ -1,0 +1,91 @@
+"""Unit tests of the read plan: each record read once, by one holder, whatever the copies,
+and handed to the next holder when its reader fails; and of rendezvous placement."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from logmr.query import Plan
+from logmr.status import replication_summary
+from logmr.store.replication import copy_unique, rendezvous
+
+
+def plan_of(holdings: dict[str, list[tuple[str, int]]], lines: int = 10) -> Plan:
+    plan = Plan()
+    for node, keys in sorted(holdings.items()):
+        for key in keys:
+            plan.holders.setdefault(key, []).append(node)
+            plan.lines[key] = lines
+    for key, nodes in plan.holders.items():
+        plan.holders[key] = rendezvous(f"{key[0]}/{key[1]}", nodes)
+    return plan
+
+
+holdings = st.dictionaries(
+    st.sampled_from(["n1", "n2", "n3", "n4"]),
+    st.lists(st.tuples(st.sampled_from([f"b{i}" for i in range(30)]), st.integers(0, 2)),
+             unique=True), min_size=1)
+
+
+@given(holdings)
+def test_every_record_is_read_once(h: dict[str, list[tuple[str, int]]]) -> None:
+    plan = plan_of(h)
+    readers = Counter(key for node in h for key in plan.owned(node))
+    assert set(readers) == set(plan.holders) and set(readers.values()) <= {1}
+    for node, keys in h.items():  # a node reads what it holds and does not skip
+        assert set(plan.owned(node)) | {tuple(k) for k in plan.skip(node)} == set(keys)
+        assert not set(plan.owned(node)) & {tuple(k) for k in plan.skip(node)}
+
+
+@given(holdings, st.sampled_from(["n1", "n2", "n3", "n4"]))
+def test_a_failed_readers_records_go_to_the_next_holders(
+        h: dict[str, list[tuple[str, int]]], dead: str) -> None:
+    plan = plan_of(h)
+    before = {node: set(plan.owned(node)) for node in h}
+    shares = plan.take_over(dead)
+    taken = Counter((b, p) for keys in shares.values() for b, p in keys)
+    lost = before.get(dead, set())
+    only_there = {k for k in lost if plan.holders[k] == [dead]}
+    assert set(taken) == lost - only_there and set(taken.values()) <= {1}
+    assert dead not in shares
+    for node, keys in shares.items():
+        assert all(node in plan.holders[(b, p)] for b, p in keys)
+    assert plan.missing_lines == 10 * len(only_there)
+    assert not plan.owned(dead)
+
+
+def test_two_copies_on_two_nodes_are_read_half_each() -> None:
+    keys = [(f"b{i}", 0) for i in range(1000)]
+    plan = plan_of({"n1": keys, "n2": keys})
+    assert 400 < len(plan.owned("n1")) < 600
+    assert len(plan.owned("n1")) + len(plan.owned("n2")) == 1000
+
+
+def test_rendezvous_moves_only_what_a_leaving_node_had() -> None:
+    nodes = ["n1", "n2", "n3", "n4"]
+    first = {f"b{i}": rendezvous(f"b{i}", nodes)[:2] for i in range(500)}
+    after = {b: rendezvous(b, ["n1", "n2", "n4"])[:2] for b in first}
+    for b, placed in first.items():
+        if "n3" not in placed:
+            assert after[b] == placed
+    spread = Counter(n for placed in first.values() for n in placed)
+    assert min(spread.values()) > 0.35 * 500
+
+
+def test_copy_ids_fit_gearman_and_differ_by_peer() -> None:
+    long_id = "x" * 63
+    assert len(copy_unique(long_id, "n" * 63)) <= 63
+    assert copy_unique("b1", "n1") == copy_unique("b1", "n1") != copy_unique("b1", "n2")
+
+
+def test_replication_summary_counts_short_batches_and_lines() -> None:
+    plan = plan_of({"n1": [("a", 0), ("a", 1), ("b", 0)], "n2": [("a", 0), ("c", 0)]})
+    summary = replication_summary(plan, 2)
+    assert summary == {"replicas": 2, "lines": 40, "copies": 50,
+                       "under_replicated_batches": 3, "under_replicated_lines": 30,
+                       "unavailable_lines": 0}
+    plan.take_over("n2")
+    assert replication_summary(plan, 2)["unavailable_lines"] == 10  # c lives on n2 only
