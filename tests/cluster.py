@@ -44,6 +44,7 @@ class LocalCluster:
         self.root = root
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
         self.servers_override: str | None = None  # several job servers
+        self.wrap: dict[str, tuple[str, ...]] = {}  # node id -> `ip netns exec NS`
 
     @property
     def servers(self) -> str:
@@ -54,8 +55,8 @@ class LocalCluster:
         """Start a node and wait until it answers map jobs."""
         log = open(self.root / f"{node_id}.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
-            [sys.executable, "-m", "logmr", "worker", "--data-dir", str(self.root / node_id),
-             "--node-id", node_id, "--servers", self.servers, *extra],
+            [*self.wrap.get(node_id, ()), sys.executable, "-m", "logmr", "worker", "--data-dir",
+             str(self.root / node_id), "--node-id", node_id, "--servers", self.servers, *extra],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         self.workers[node_id] = proc

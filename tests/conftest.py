@@ -18,7 +18,7 @@ from logmr.errors import GearmanError
 from logmr.gearman import admin
 from logmr.gearman.connection import Server
 
-pytest_plugins = ["tests.cluster"]
+pytest_plugins = ["tests.cluster", "tests.netns"]
 
 GEARMAND = shutil.which("gearmand") or "/usr/sbin/gearmand"
 R = TypeVar("R")
@@ -49,13 +49,16 @@ def wait_for(condition: Callable[[], R], timeout: float = 10.0, what: str = "con
 class GearmandProcess:
     """One gearmand in the foreground (never daemonised: its PID is ours to kill)."""
 
-    def __init__(self, workdir: Path, port: int | None = None, persistent: bool = False) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, persistent: bool = False,
+                 host: str = "127.0.0.1", wrap: tuple[str, ...] = ()) -> None:
         if not os.access(GEARMAND, os.X_OK):
             pytest.fail(f"gearmand not found at {GEARMAND}: apt-get install gearman-job-server")
         self.workdir = workdir
         self.port = port or free_port()
         self.persistent = persistent
-        self.server = Server("127.0.0.1", self.port)
+        self.host = host
+        self.wrap = wrap  # a command prefix: `ip netns exec NS` runs it on a test host
+        self.server = Server(host, self.port)
         self.log_path = workdir / "gearmand.log"
         self.db_path = workdir / "queue.sqlite"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -72,7 +75,7 @@ class GearmandProcess:
     def command(self) -> list[str]:
         """The gearmand command line."""
         argv = [
-            GEARMAND, "--listen=127.0.0.1", f"--port={self.port}",
+            *self.wrap, GEARMAND, f"--listen={self.host}", f"--port={self.port}",
             f"--log-file={self.log_path}", "--verbose=WARNING",
             f"--pid-file={self.workdir / 'gearmand.pid'}", "--threads=2",
         ]
@@ -127,8 +130,10 @@ def gearmand_factory(tmp_path: Path) -> Iterator[Callable[..., GearmandProcess]]
     """Start gearmands with ``factory(persistent=False)``; all are stopped at teardown."""
     started: list[GearmandProcess] = []
 
-    def factory(persistent: bool = False, port: int | None = None) -> GearmandProcess:
-        process = GearmandProcess(tmp_path / f"gearmand{len(started)}", port, persistent)
+    def factory(persistent: bool = False, port: int | None = None, host: str = "127.0.0.1",
+                wrap: tuple[str, ...] = ()) -> GearmandProcess:
+        process = GearmandProcess(tmp_path / f"gearmand{len(started)}", port, persistent,
+                                  host, wrap)
         started.append(process)
         process.start()
         return process

@@ -27,6 +27,7 @@ from tests.cluster import LocalCluster
 from tests.conftest import wait_for
 from tests.faults.conftest import SmallDisk
 from tests.faults.ledger import assert_exact, stored_count, tally, unique_lines, wait_count
+from tests.netns import Network
 
 pytestmark = pytest.mark.slow
 
@@ -249,3 +250,44 @@ def test_f_a_paused_node_leaves_queries_complete(
         unique = len(set(out["lines"][0].split(b"\n")[:-1]))
         print(f"\n| (f) node paused {when} a query (100k, RF=2) | 100000 | "
               f"{int(out['count'][0])} | {unique} | 0 | 0 | {cluster.copies()} |")
+
+
+# -- (d): a node partitioned away, then healed --------------------------------------------------
+
+def test_d_a_partitioned_node_then_healed(gearmand_factory: Callable[..., Any],
+                                          network: Network, tmp_path: Path) -> None:
+    gm_host = network.host("gm")
+    gearmand = gearmand_factory(host=gm_host, wrap=network.wrap("gm"))
+    cluster = LocalCluster(gearmand, tmp_path / "net")
+    cluster.root.mkdir()
+    try:
+        for node_id in ("node1", "node2", "node3"):
+            network.host(node_id)
+            cluster.wrap[node_id] = network.wrap(node_id)
+            cluster.start_worker(node_id, "--repair-every", "1")
+        lines = unique_lines("part", 150_000)
+        ship = ship_pipe(cluster.servers, tmp_path / "spool")
+        writer = threading.Thread(target=_write_all, args=(ship, lines, 1000, 0.05))
+        writer.start()
+        wait_for(lambda: stored_count(cluster) >= 30_000, 60, "ingest under way")
+        network.cut("node3")
+        # queries while it is cut off: they end within their timeout, with nothing twice
+        for _ in range(2):
+            started = time.monotonic()
+            out = cluster.run("grep", "--timeout", "3", "")
+            assert time.monotonic() - started < 30
+            assert out.returncode == 0, out.stderr
+            got = out.stdout.split(b"\n")[:-1]
+            assert len(got) == len(set(got)) <= 150_000
+            assert b"node node3 did not answer" in out.stderr
+        writer.join(120)
+        assert ship.wait(120) == 0
+        network.heal("node3")
+        wait_count(cluster, 150_000, 180)
+        wait_repaired(cluster, 150_000, 2, 180)
+        result = tally("(d) a node partitioned away during ingest and queries, healed "
+                       "(150k, RF=2)", cluster, lines)
+        assert_exact(result)
+        assert_summary_exact(cluster, 150_000)
+    finally:
+        cluster.stop()
