@@ -3,7 +3,9 @@
 1. Generate a combined log of realistic visits (default 1M lines, bench/genvisits.py).
 2. GoAccess parses it (`goaccess FILE --log-format=COMBINED -o report.json`): lines/s.
 3. A local cluster (gearmand + 2 storage nodes) ingests it: `logmr ship FILE`, timed until
-   every line is durably stored: lines/s. Target: at least 5x GoAccess.
+   every line is durably stored, on 2 nodes (RF=2, the default) and, in a second cluster,
+   once (RF=1): lines/s. Target: at least 5x GoAccess with RF=2. Steps 4 and 5 run on
+   both, and RF=2's times are compared with RF=1's (target: within 1.2x).
 4. `logmr grep -c PATTERN` against GNU `grep -c PATTERN` on the file (in the page cache),
    best of several runs. Target: within 3x of GNU grep's time.
 5. `logmr report --all` over the stored lines against GoAccess's full JSON report of the
@@ -87,23 +89,23 @@ def bench_reports(log: Path, env: dict[str, str], args: argparse.Namespace,
         best, first, _ = best_of(args.runs, LOGMR + ["report", "--format", "json", *flags],
                                  env=env)
         out[f"{name}_s"], out[f"{name}_first_s"] = best, first
-    print(f"report --all: {out['all_s']:.2f} s (first {out['all_first_s']:.2f} s) vs GoAccess "
+    print(f"  report --all: {out['all_s']:.2f} s (first {out['all_first_s']:.2f} s) vs GoAccess "
           f"{goaccess_s:.2f} s = {goaccess_s / out['all_s']:.1f}x faster (first run "
           f"{goaccess_s / out['all_first_s']:.1f}x; target >= 10x)")
-    print(f"report --top-urls: {out['top_urls_s'] * 1000:.0f} ms (first "
+    print(f"  report --top-urls: {out['top_urls_s'] * 1000:.0f} ms (first "
           f"{out['top_urls_first_s'] * 1000:.0f} ms) vs awk|sort|uniq -c "
           f"{awk * 1000:.0f} ms = {awk / out['top_urls_s']:.1f}x faster (target > 1x)")
-    print(f"report --sessions: {out['sessions_s']:.2f} s (first {out['sessions_first_s']:.2f} "
+    print(f"  report --sessions: {out['sessions_s']:.2f} s (first {out['sessions_first_s']:.2f} "
           f"s) vs GoAccess {goaccess_s:.2f} s (target: under it)")
     out["worker_peak_rss_mb_1"] = [peak_rss_mb(w) for w in workers]
-    print(f"storage nodes' peak RSS at {args.lines:,} lines: "
+    print(f"  storage nodes' peak RSS at {args.lines:,} lines: "
           f"{', '.join(f'{m:.0f} MB' for m in out['worker_peak_rss_mb_1'])}")
     return out
 
 
 def grow(log: Path, env: dict[str, str], args: argparse.Namespace,
-         workers: list[subprocess.Popen[bytes]], nodes: object, before: list[float]
-         ) -> dict[str, object]:
+         workers: list[subprocess.Popen[bytes]], nodes: object, before: list[float],
+         rf: int) -> dict[str, object]:
     """Store more lines (later in time), run the reports again, read peak memory."""
     more = OUT / "more.log"
     extra = args.grow_to - args.lines
@@ -111,7 +113,7 @@ def grow(log: Path, env: dict[str, str], args: argparse.Namespace,
                     str(more), "--seed", "2", "--start", str(int(time.time()) - 86400)],
                    check=True, capture_output=True)
     subprocess.run(LOGMR + ["ship", str(more)], env=env, check=True)
-    wait(lambda: sum(n["lines"] for n in nodes().values()) >= args.grow_to,  # type: ignore[operator]
+    wait(lambda: sum(n["lines"] for n in nodes().values()) >= rf * args.grow_to,  # type: ignore[operator]
          1800, "ingest of the larger data set")
     took, first, _ = best_of(2, LOGMR + ["report", "--format", "json", "--all"], env=env)
     peaks = [peak_rss_mb(w) for w in workers]
@@ -123,6 +125,82 @@ def grow(log: Path, env: dict[str, str], args: argparse.Namespace,
     more.unlink()
     return {"lines": args.grow_to, "all_s": took, "all_first_s": first,
             "worker_peak_rss_mb": peaks, "growth": growth}
+
+
+def cluster_phase(rf: int, log: Path, args: argparse.Namespace, goaccess_rate: float,
+                  goaccess_s: float, grow_after: bool) -> dict[str, object]:
+    """A fresh 2-node cluster keeping ``rf`` copies: ingest, grep -c, reports."""
+    port = free_port()
+    env = {**os.environ, "LOGMR_SERVERS": f"127.0.0.1:{port}"}
+    gearmand = shutil.which("gearmand") or "/usr/sbin/gearmand"
+    data = OUT / f"rf{rf}"
+    procs = [subprocess.Popen([gearmand, "--listen=127.0.0.1", f"--port={port}",
+                               f"--log-file={OUT / f'gearmand-rf{rf}.log'}",
+                               "--verbose=WARNING"])]
+    results: dict[str, object] = {"replicas": rf}
+    try:
+        wait(lambda: timed(LOGMR + ["status", "--format", "json"], env=env)[1].returncode
+             == 0, 20, "gearmand")
+        for n in (1, 2):
+            procs.append(subprocess.Popen(
+                LOGMR + ["worker", "--data-dir", str(data / f"node{n}"), "--node-id",
+                         f"node{n}", "--replicas", str(rf)], env=env,
+                stderr=subprocess.DEVNULL))
+
+        sys.path.insert(0, str(ROOT))
+        from logmr.gearman.connection import Server
+        from logmr.status import cluster_status
+
+        def nodes() -> dict[str, dict[str, int]]:
+            # in-process, so that polling does not steal CPU from the cluster being measured
+            return cluster_status([Server("127.0.0.1", port)]).nodes
+
+        wait(lambda: len(nodes()) == 2, 20, "two nodes")
+        start = time.perf_counter()
+        ship = subprocess.run(LOGMR + ["ship", str(log)], env=env, check=False)
+        if ship.returncode != 0:
+            sys.exit("bench: ship failed")
+        shipped = time.perf_counter() - start
+        wait(lambda: sum(n["lines"] for n in nodes().values()) >= rf * args.lines, 600,
+             "ingest")
+        ingest = time.perf_counter() - start
+        rate = args.lines / ingest
+        print(f"RF={rf}: logmr ingest (ship -> 2 nodes, {rf} fsynced copies of every line): "
+              f"{ingest:.2f} s ({shipped:.2f} s to queue), {rate:,.0f} lines/s = "
+              f"{rate / goaccess_rate:.1f}x GoAccess (target >= 5x)")
+        results.update(ingest_s=ingest, ship_s=shipped, ingest_ratio=rate / goaccess_rate)
+        spread = {k: v["lines"] for k, v in nodes().items()}
+        print(f"  lines per node: {spread}")
+
+        subprocess.run(["cat", str(log)], stdout=subprocess.DEVNULL, check=True)
+        greps = []
+        for pattern in PATTERNS:
+            gnu, _, gnu_out = best_of(args.runs, ["grep", "-c", pattern, str(log)])
+            ours, first, our_out = best_of(args.runs, LOGMR + ["grep", "-c", pattern], env=env)
+            if gnu_out.strip() != our_out.strip():
+                sys.exit(f"bench: counts differ for {pattern!r}: grep {gnu_out!r}, "
+                         f"logmr {our_out!r}")
+            ratio = ours / gnu
+            print(f"  grep -c {pattern!r}: {int(gnu_out)} lines; GNU grep {gnu * 1000:.0f} "
+                  f"ms, logmr {ours * 1000:.0f} ms = {ratio:.2f}x (target <= 3x); logmr's "
+                  f"first run {first * 1000:.0f} ms")
+            greps.append({"pattern": pattern, "matches": int(gnu_out), "gnu_s": gnu,
+                          "logmr_s": ours, "logmr_first_s": first, "ratio": ratio})
+        results["grep"] = greps
+        results["report"] = bench_reports(log, env, args, goaccess_s, procs[1:])
+        if grow_after:
+            results["memory"] = grow(log, env, args, procs[1:], nodes,
+                                     results["report"]["worker_peak_rss_mb_1"], rf)  # type: ignore[index]
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    shutil.rmtree(data, ignore_errors=True)
+    return results
 
 
 def main() -> None:
@@ -157,70 +235,31 @@ def main() -> None:
     print(f"goaccess: {took:.2f} s, {goaccess_rate:,.0f} lines/s")
     results["goaccess_s"] = took
 
-    port = free_port()
-    env = {**os.environ, "LOGMR_SERVERS": f"127.0.0.1:{port}"}
-    gearmand = shutil.which("gearmand") or "/usr/sbin/gearmand"
-    procs = [subprocess.Popen([gearmand, "--listen=127.0.0.1", f"--port={port}",
-                               f"--log-file={OUT / 'gearmand.log'}", "--verbose=WARNING"])]
-    try:
-        wait(lambda: timed(LOGMR + ["status", "--format", "json"], env=env)[1].returncode
-             == 0, 20, "gearmand")
-        for n in (1, 2):
-            procs.append(subprocess.Popen(
-                LOGMR + ["worker", "--data-dir", str(OUT / f"node{n}"), "--node-id",
-                         f"node{n}"], env=env, stderr=subprocess.DEVNULL))
-
-        sys.path.insert(0, str(ROOT))
-        from logmr.gearman.connection import Server
-        from logmr.status import cluster_status
-
-        def nodes() -> dict[str, dict[str, int]]:
-            # in-process, so that polling does not steal CPU from the cluster being measured
-            return cluster_status([Server("127.0.0.1", port)]).nodes
-
-        wait(lambda: len(nodes()) == 2, 20, "two nodes")
-        start = time.perf_counter()
-        ship = subprocess.run(LOGMR + ["ship", str(log)], env=env, check=False)
-        if ship.returncode != 0:
-            sys.exit("bench: ship failed")
-        shipped = time.perf_counter() - start
-        wait(lambda: sum(n["lines"] for n in nodes().values()) >= args.lines, 600, "ingest")
-        ingest = time.perf_counter() - start
-        rate = args.lines / ingest
-        print(f"logmr ingest (ship -> 2 nodes, fsynced): {ingest:.2f} s ({shipped:.2f} s "
-              f"to queue), {rate:,.0f} lines/s = {rate / goaccess_rate:.1f}x GoAccess "
-              "(target >= 5x)")
-        results.update(ingest_s=ingest, ship_s=shipped, ingest_ratio=rate / goaccess_rate)
-        spread = {k: v["lines"] for k, v in nodes().items()}
-        print(f"  lines per node: {spread}")
-
-        subprocess.run(["cat", str(log)], stdout=subprocess.DEVNULL, check=True)
-        greps = []
-        for pattern in PATTERNS:
-            gnu, _, gnu_out = best_of(args.runs, ["grep", "-c", pattern, str(log)])
-            ours, first, our_out = best_of(args.runs, LOGMR + ["grep", "-c", pattern], env=env)
-            if gnu_out.strip() != our_out.strip():
-                sys.exit(f"bench: counts differ for {pattern!r}: grep {gnu_out!r}, "
-                         f"logmr {our_out!r}")
-            ratio = ours / gnu
-            print(f"grep -c {pattern!r}: {int(gnu_out)} lines; GNU grep {gnu * 1000:.0f} ms, "
-                  f"logmr {ours * 1000:.0f} ms = {ratio:.2f}x (target <= 3x); logmr's first "
-                  f"run {first * 1000:.0f} ms")
-            greps.append({"pattern": pattern, "matches": int(gnu_out), "gnu_s": gnu,
-                          "logmr_s": ours, "logmr_first_s": first, "ratio": ratio})
-        results["grep"] = greps
-        results["report"] = bench_reports(log, env, args, took, procs[1:])
-        if args.grow_to > args.lines:
-            results["memory"] = grow(log, env, args, procs[1:], nodes,
-                                     results["report"]["worker_peak_rss_mb_1"])  # type: ignore[index]
-    finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    rf1 = cluster_phase(1, log, args, goaccess_rate, took, grow_after=False)
+    rf2 = cluster_phase(2, log, args, goaccess_rate, took, grow_after=args.grow_to > args.lines)
+    results["rf1"], results["rf2"] = rf1, rf2
+    results.update(ingest_s=rf2["ingest_s"], ingest_ratio=rf2["ingest_ratio"],
+                   grep=rf2["grep"], report=rf2["report"])
+    if "memory" in rf2:
+        results["memory"] = rf2["memory"]
+    print("two copies against one, same file, same run (target: within 1.2x):")
+    for one, two in zip(rf1["grep"], rf2["grep"], strict=True):  # type: ignore[call-overload]
+        print(f"  grep -c {one['pattern']!r}: RF=1 {one['logmr_s'] * 1000:.0f} ms, RF=2 "
+              f"{two['logmr_s'] * 1000:.0f} ms = {two['logmr_s'] / one['logmr_s']:.2f}x "
+              f"(first runs {one['logmr_first_s'] * 1000:.0f} / "
+              f"{two['logmr_first_s'] * 1000:.0f} ms = "
+              f"{two['logmr_first_s'] / one['logmr_first_s']:.2f}x)")
+    a1, a2 = rf1["report"], rf2["report"]  # type: ignore[index]
+    print(f"  report --all: RF=1 {a1['all_s']:.2f} s, RF=2 {a2['all_s']:.2f} s = "
+          f"{a2['all_s'] / a1['all_s']:.2f}x (first runs {a1['all_first_s']:.2f} / "
+          f"{a2['all_first_s']:.2f} s = {a2['all_first_s'] / a1['all_first_s']:.2f}x)")
+    results["rf2_over_rf1"] = {
+        "grep": [two["logmr_s"] / one["logmr_s"] for one, two in
+                 zip(rf1["grep"], rf2["grep"], strict=True)],  # type: ignore[call-overload]
+        "grep_first": [two["logmr_first_s"] / one["logmr_first_s"] for one, two in
+                       zip(rf1["grep"], rf2["grep"], strict=True)],  # type: ignore[call-overload]
+        "report_all": a2["all_s"] / a1["all_s"],
+        "report_all_first": a2["all_first_s"] / a1["all_first_s"]}
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     print(f"results: {OUT / 'results.json'}")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,39 +79,63 @@ class Plan:
     """Which node reads which record, so that every query reads each record once (from
     one of the nodes that hold it) however many copies there are.
 
-    Built from every node's listing of the records it holds in the query's range. A
-    record held by several nodes goes to the first of them by rendezvous hashing on its
-    key, which spreads the reading evenly; when that node fails during the query, the
-    next holder is asked for it (:meth:`take_over`).
+    Built from every node's listing of the records it holds in the query's range, each
+    listing taken "up to" the node's sequence number then (a record that arrives later is
+    read by nobody: the query sees the cluster as listed). A record held by several nodes
+    is read by the node that took it from ship (its lines are in that node's cache), or,
+    among copies, the first holder by rendezvous hashing; when that node fails during the
+    query, the next holder is asked for the records it was given (:meth:`take_over`).
     """
 
-    holders: dict[RecordKey, list[str]] = field(default_factory=dict)
+    holders: dict[RecordKey, list[str]] = field(default_factory=dict)  # in reading order
     lines: dict[RecordKey, int] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # nodes that could not list
     dead: set[str] = field(default_factory=set)
     known: set[str] = field(default_factory=set)  # gone nodes a catalog said what they held
+    upto: dict[str, int] = field(default_factory=dict)  # node -> sequence number listed
+    _owners: dict[RecordKey, str | None] | None = None
 
     def owner(self, key: RecordKey) -> str | None:
         """The live node that reads ``key``, if any holds it still."""
-        return next((n for n in self.holders[key] if n not in self.dead), None)
+        return self.owners()[key]
+
+    def owners(self) -> dict[RecordKey, str | None]:
+        """Every record's reader (worked out once, again after a node fails)."""
+        if self._owners is None:
+            dead = self.dead
+            self._owners = {key: next((n for n in nodes if n not in dead), None)
+                            for key, nodes in self.holders.items()}
+        return self._owners
+
+    def shares(self) -> dict[str, list[RecordKey]]:
+        """node -> the records it reads."""
+        out: dict[str, list[RecordKey]] = {}
+        for key, node in self.owners().items():
+            if node is not None:
+                out.setdefault(node, []).append(key)
+        return out
 
     def skip(self, node_id: str) -> list[list[Any]]:
         """Records ``node_id`` holds but another node reads."""
+        owners = self.owners()
         return [[b, p] for (b, p), nodes in self.holders.items()
-                if node_id in nodes and self.owner((b, p)) != node_id]
+                if node_id in nodes and owners[(b, p)] != node_id]
 
     def owned(self, node_id: str) -> list[RecordKey]:
         """Records ``node_id`` reads."""
-        return [key for key in self.holders if self.owner(key) == node_id]
+        return [key for key, node in self.owners().items() if node == node_id]
 
-    def take_over(self, failed: str) -> dict[str, list[list[Any]]]:
-        """After ``failed`` stopped answering: which other holder reads each record it was
-        to read (node -> records). Records with no other holder are missing."""
-        lost = self.owned(failed)
-        self.dead.add(failed)
+    def take_over(self, failed: Iterable[str], given: Iterable[RecordKey]
+                  ) -> dict[str, list[list[Any]]]:
+        """After the nodes ``failed`` stopped answering: which other holder reads each of
+        the records ``given`` to them (node -> records). Records that no live node holds
+        are missing."""
+        self.dead.update(failed)
+        self._owners = None
         out: dict[str, list[list[Any]]] = {}
-        for key in lost:
-            node = self.owner(key)
+        owners = self.owners()
+        for key in given:
+            node = owners[key]
             if node is not None:
                 out.setdefault(node, []).append(list(key))
         return out
@@ -119,7 +143,7 @@ class Plan:
     @property
     def missing_lines(self) -> int:
         """Lines of the records that no live node can read."""
-        return sum(self.lines[k] for k in self.holders if self.owner(k) is None)
+        return sum(self.lines[k] for k, node in self.owners().items() if node is None)
 
     @property
     def copies(self) -> int:
@@ -139,17 +163,23 @@ def plan_reads(client: Client, cluster: Cluster, since: int | None, until: int |
 
     args = {"since": since, "until": until}
     live = [n.node_id for n in cluster.nodes]
-    fan = fan_out(client, cluster, wire.MapRequest("records", {**args, "elsewhere": live}),
-                  timeout, secret)
+    # one node (the first) says what its catalog holds of the nodes that are gone
+    fan = fan_out(client, cluster, wire.MapRequest("records", args), timeout, secret,
+                  extra={live[0]: {"elsewhere": live}} if live else None)
     fan.finish()
     plan = Plan(failed=dict(fan.failed))
     plan.dead.update(fan.failed)
     gone: dict[str, list[Any]] = {}  # what nodes that are not answering held, last seen
+    origins: dict[RecordKey, list[str]] = {}
     for node_id in sorted(fan.results):
         result = fan.results[node_id]
+        if isinstance(result.get("upto"), int):
+            plan.upto[node_id] = result["upto"]
         for entry in result.get("records", []):
             key = (str(entry[0]), int(entry[1]))
             plan.holders.setdefault(key, []).append(node_id)
+            if len(entry) > 5 and not entry[5]:
+                origins.setdefault(key, []).append(node_id)
             if len(entry) > 2:
                 plan.lines[key] = int(entry[2])
         for other, rows in (result.get("elsewhere") or {}).items():
@@ -170,8 +200,11 @@ def plan_reads(client: Client, cluster: Cluster, since: int | None, until: int |
                 plan.holders[key] = []
                 plan.lines[key] = int(entry[2])
     for key, nodes in plan.holders.items():
-        if len(nodes) > 1:
-            plan.holders[key] = rendezvous(f"{key[0]}/{key[1]}", nodes)
+        if len(nodes) > 1:  # the node that took it from ship first: its cache has it
+            ranked = rendezvous(f"{key[0]}/{key[1]}", nodes)
+            first = origins.get(key, ())
+            plan.holders[key] = [n for n in ranked if n in first] + [
+                n for n in ranked if n not in first]
         plan.lines.setdefault(key, 0)
     return plan
 
@@ -183,6 +216,7 @@ class Fanout:
     jobs: dict[str, ForegroundJob]
     failed: dict[str, str] = field(default_factory=dict)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    given: dict[str, list[RecordKey]] = field(default_factory=dict)  # node -> its records
 
     @property
     def partial(self) -> bool:
@@ -254,9 +288,11 @@ class Reader:
         self.unknown: set[str] = set(self.plan.failed) - self.plan.known
         self._fans: list[Fanout] = []
 
-    def _send(self, nodes: list[Node], extra: dict[str, dict[str, Any]]) -> Fanout:
+    def _send(self, nodes: list[Node], extra: dict[str, dict[str, Any]],
+              given: dict[str, list[RecordKey]]) -> Fanout:
         fan = fan_out(self.client, Cluster(nodes=nodes), self.request, self.timeout,
                       self.secret, extra=extra)
+        fan.given = given
         self._fans.append(fan)
         return fan
 
@@ -271,23 +307,37 @@ class Reader:
                 job.close()
 
     def first(self) -> Fanout:
-        """The map job sent to every node that listed its records, each told what to skip."""
+        """The map job sent to every node that listed its records, each told which of
+        them to read (or to skip, when that list is shorter)."""
         live = [n for n in self.nodes.values() if n.node_id not in self.plan.dead]
-        skips = {n.node_id: {"skip": self.plan.skip(n.node_id)} for n in live}
-        return self._send(live, {k: v for k, v in skips.items() if v["skip"]})
+        shares = self.plan.shares()
+        extra: dict[str, dict[str, Any]] = {}
+        given: dict[str, list[RecordKey]] = {}
+        for node in live:
+            mine = shares.get(node.node_id, [])
+            skip = self.plan.skip(node.node_id)
+            args: dict[str, Any] = {"upto": self.plan.upto.get(node.node_id)}
+            args.update({"only": [list(k) for k in mine]} if len(mine) < len(skip)
+                        else {"skip": skip})
+            extra[node.node_id] = args
+            given[node.node_id] = mine
+        return self._send(live, extra, given)
 
-    def take_over(self, node_id: str, reason: str, more: dict[str, Any] | None = None
+    def take_over(self, fan: Fanout, failed: dict[str, str], more: dict[str, Any] | None = None
                   ) -> Fanout | None:
-        """``node_id`` failed: ask the next holders for the records it was to read."""
-        self.failed[node_id] = reason
-        shares = self.plan.take_over(node_id)
+        """The nodes ``failed`` of ``fan`` did not finish: ask the next holders for the
+        records ``fan`` gave them (and only those)."""
+        self.failed.update(failed)
+        given = [key for node_id in failed for key in fan.given.get(node_id, ())]
+        shares = self.plan.take_over(failed, given)
         if not shares:
             return None
-        log.info("node %s failed (%s): %d other nodes read its records", node_id, reason,
+        log.info("nodes %s failed: %d other nodes read their records", ", ".join(failed),
                  len(shares))
         nodes = [self.nodes[n] for n in sorted(shares)]
         return self._send(nodes, {n: {"only": keys, **(more or {})}
-                                  for n, keys in shares.items()})
+                                  for n, keys in shares.items()},
+                          {n: [(str(b), int(p)) for b, p in keys] for n, keys in shares.items()})
 
     def results(self) -> list[dict[str, Any]]:
         """Every node's final result (for jobs whose answer is in WORK_COMPLETE)."""
@@ -297,8 +347,8 @@ class Reader:
             fan = pending.pop()
             fan.finish()
             out.extend(fan.results.values())
-            for node_id, reason in fan.failed.items():
-                sub = self.take_over(node_id, reason)
+            if fan.failed:  # every node that failed in this round at once
+                sub = self.take_over(fan, dict(fan.failed))
                 if sub is not None:
                     pending.append(sub)
         return out
@@ -310,8 +360,9 @@ class Reader:
 
     def _streams(self, fan: Fanout) -> list[Iterator[list[Any]]]:
         streams = [self._stream(fan, node_id) for node_id in fan.jobs]
-        for node_id, reason in list(fan.failed.items()):  # could not even be sent
-            sub = self.take_over(node_id, reason)
+        unsent = {n: r for n, r in fan.failed.items() if n not in fan.jobs}
+        if unsent:  # could not even be sent
+            sub = self.take_over(fan, unsent)
             if sub is not None:
                 streams.append(merge_rows(self._streams(sub)))
         return streams
@@ -323,7 +374,7 @@ class Reader:
             yield row
         if node_id in fan.failed:
             after = None if last is None else [last[0], last[1], last[2]]
-            sub = self.take_over(node_id, fan.failed[node_id], {"after": after})
+            sub = self.take_over(fan, {node_id: fan.failed[node_id]}, {"after": after})
             if sub is not None:
                 yield from merge_rows(self._streams(sub))
 

@@ -66,8 +66,8 @@ def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None
             fan = fans.pop()
             failed = dict(fan.failed)
             _fold_all(fan.jobs, merged, failed, progress)
-            for node_id, reason in failed.items():
-                sub = reader.take_over(node_id, reason)
+            if failed:
+                sub = reader.take_over(fan, failed)
                 if sub is not None:
                     fans.append(sub)
         reader.close()

@@ -97,6 +97,13 @@ def _print_table(status: ClusterStatus) -> None:
                       f"{r['under_replicated_batches']:,} batches, "
                       f"{r['under_replicated_lines']:,} lines; without a live copy: "
                       f"{r['unavailable_lines']:,} lines", highlight=False)
+        for node_id, s in status.nodes.items():
+            repair = s.get("repair") or {}
+            if repair.get("copies_queued") or repair.get("to_repair"):
+                console.print(f"  repair on {node_id}: {repair['copies_queued']:,} copies "
+                              f"queued ({repair['bytes_queued'] / 1e6:,.1f} MB), "
+                              f"{repair['to_repair']:,} records still to copy",
+                              highlight=False)
 
 
 def _taking(stats: dict[str, object]) -> str:

@@ -114,6 +114,7 @@ def command(data_dir: str, node_id: str | None, servers: list[Server], secret: b
     service.start()
     if retain is not None:
         window = parse_span(retain)
+        store.retain_window = window
 
         def keep_window() -> None:
             while True:
@@ -129,5 +130,5 @@ def command(data_dir: str, node_id: str | None, servers: list[Server], secret: b
         while not service.wait(timeout=0.5):
             pass
     finally:
-        service.replicator.close()
+        service.close()
         store.close()

@@ -23,6 +23,8 @@ KEYS = {"url": "url", "url404": "url", "host": "host", "ua": "ua", "status": "st
 VISITOR_KEYS = {"ip": ("host",), "ip+ua": ("host", "ua"), "ip+ua+date": ("host", "ua", "day")}
 
 
+PLAN_ARGS = ("skip", "only", "upto", "after")  # which records a node reads: the read plan's
+
 @dataclass(frozen=True)
 class Filters:
     """Which lines a report reads."""
@@ -84,7 +86,7 @@ class ReportSpec:
         try:
             f = dict(args.get("filters") or {})
             f["status"] = tuple((int(lo), int(hi)) for lo, hi in f.get("status", ()))
-            data = {k: v for k, v in args.items() if k != "skip"}  # skip: see the node
+            data = {k: v for k, v in args.items() if k not in PLAN_ARGS}  # see the node
             data["filters"] = Filters(**f)
             data["reports"] = tuple(str(r) for r in args["reports"])
             data["funnel"] = tuple(bytes(s) for s in args.get("funnel", ()))

@@ -15,18 +15,12 @@ import re
 
 from logmr.errors import ConfigError, DiskUnavailable
 
-# errors that say "not now" about the disk, not "never" about the batch
-FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-DISK_ERRNOS = FULL_ERRNOS | {errno.EIO, errno.EROFS}
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})  # "disk full", not "error"
 DEFAULT_MIN_FREE = "1G,5%"  # the smaller of the two: 1 GiB, or 5 % of a small disk
+RESUME_MARGIN = 1 << 20  # room over the watermark before batches are taken again (no flapping)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _SHARE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
-
-
-def is_disk_error(exc: OSError) -> bool:
-    """True when ``exc`` is the disk refusing writes (full, failing, read-only)."""
-    return exc.errno in DISK_ERRNOS
 
 
 def parse_min_free(value: str) -> tuple[int | None, float | None]:
@@ -95,10 +89,11 @@ class Watermark:
 
 
 def writable(path: str, watermark: Watermark) -> str | None:
-    """None when the data dir takes writes again (free space over the watermark and a small
-    file written, fsynced and removed); otherwise why not."""
+    """None when the data dir takes writes again (free space 1 MiB over the watermark, so
+    that the node does not flap around it, and a small file written, fsynced and removed);
+    otherwise why not."""
     try:
-        watermark.check(1 << 16)
+        watermark.check(RESUME_MARGIN)
     except DiskUnavailable as exc:
         return str(exc)
     probe = os.path.join(path, ".write-probe")

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from logmr.errors import DiskUnavailable, StoreError, WireError
 from logmr.mapfn.parse import parse_batch
 from logmr.store import segment
-from logmr.store.disk import DEFAULT_MIN_FREE, FULL_ERRNOS, Watermark, is_disk_error
+from logmr.store.disk import DEFAULT_MIN_FREE, FULL_ERRNOS, Watermark
 from logmr.store.segment import Location, RecordMeta, SegmentWriter
 from logmr.timeutil import ClfClock, hour_of
 from logmr.wire import Batch, check_id
@@ -90,6 +90,8 @@ class Record:
     node: NodeStore
     loc: Location
     meta: RecordMeta
+    seq: int = 0  # the order the node came to hold it: a listing says "up to seq N"
+    copy: bool = False  # received from a peer (since start), not taken from ship
 
     def lines(self) -> bytes:
         """The record's lines, each ending in a newline."""
@@ -127,6 +129,10 @@ class NodeStore:
         self._hours: list[int] = []
         self._done: set[tuple[str, int]] = set()
         self._by_batch: dict[str, list[tuple[Location, RecordMeta]]] = {}
+        self._seq: dict[tuple[str, int], int] = {}
+        self._copies: set[tuple[str, int]] = set()
+        self.seq = 0  # records added so far
+        self.retain_window: int | None = None  # --retain, in seconds: older data goes
         self.watermark = Watermark(self.data_dir, min_free)
         self.refusing: str | None = None  # why the node takes no batches now, if it does not
         self.replicas = 1  # copies of each batch the node's service asks for (for status)
@@ -193,15 +199,20 @@ class NodeStore:
         log.info("node %s: %d records in %d segments loaded in %.2fs", self.node_id, count,
                  len(self._hours), time.monotonic() - started)
 
-    def _add(self, hour: int, loc: Location, meta: RecordMeta) -> bool:
-        if (meta.batch_id, meta.part) in self._done:
+    def _add(self, hour: int, loc: Location, meta: RecordMeta, copy: bool = False) -> bool:
+        key = (meta.batch_id, meta.part)
+        if key in self._done:
             return False  # a second copy on disk (a write redone after a failed cut)
         if hour not in self._index:
             bisect.insort(self._hours, hour)
             self._index[hour] = []
         self._index[hour].append((loc, meta))
-        self._done.add((meta.batch_id, meta.part))
+        self._done.add(key)
         self._by_batch.setdefault(meta.batch_id, []).append((loc, meta))
+        self.seq += 1
+        self._seq[key] = self.seq
+        if copy:
+            self._copies.add(key)
         return True
 
     # -- ingest ---------------------------------------------------------------------------
@@ -223,6 +234,7 @@ class NodeStore:
     def _store(self, batch: Batch) -> StoreResult:
         blob = batch.lines if batch.lines.endswith(b"\n") or not batch.lines else (
             batch.lines + b"\n")
+        self.watermark.check(len(blob) // 4)  # before parsing: a full disk refuses at once
         parsed = parse_batch(blob, batch.fmt, self._clock)
         n = len(parsed.ts)
         first, last = (hour_of(min(parsed.ts)), hour_of(max(parsed.ts))) if n else (0, 0)
@@ -259,9 +271,11 @@ class NodeStore:
                 raise StoreError(f"replica of batch {batch_id} holds a record of batch "
                                  f"{meta.batch_id}")
             checked.append(_Pending(hour_of(meta.t0), raw, meta, None, None))
+        cutoff = None if self.retain_window is None else time.time() - self.retain_window
         with self._write_lock:
             with self._lock:
-                pending = [p for p in checked if (batch_id, p.meta.part) not in self._done]
+                pending = [p for p in checked if (batch_id, p.meta.part) not in self._done
+                           and (cutoff is None or p.meta.t1 >= cutoff)]
             self._write(pending)
         self._after_write()
         return sum(p.meta.lines for p in pending)
@@ -290,10 +304,8 @@ class NodeStore:
                 self._last_write[p.hour] = time.monotonic()
             for writer, _ in before.values():
                 writer.sync()  # a no-op for one closed (and so synced) to open another
-        except OSError as exc:
+        except OSError as exc:  # whatever it is, the batch goes back to the queue
             self._cut(before)
-            if not is_disk_error(exc):
-                raise
             kind = "disk full" if exc.errno in FULL_ERRNOS else "disk error"
             raise DiskUnavailable(f"{kind}: cannot write to {self.seg_dir}: "
                                   f"{exc.strerror}") from None
@@ -305,7 +317,7 @@ class NodeStore:
                 loc = Location(self._writer_path(p.hour), body_at,
                                len(p.record) - (body_at - offset), crc,
                                p.record[segment.HEADER.size:segment.HEADER.size + meta_len])
-                self._add(p.hour, loc, p.meta)
+                self._add(p.hour, loc, p.meta, copy=p.lines is None)
                 if p.lines is not None and p.ts is not None:
                     # write-through: the newest data is what queries read most
                     self._cache_put((loc.path, loc.offset, segment.LINES), p.lines,
@@ -322,7 +334,12 @@ class NodeStore:
         for hour, (writer, size) in sizes.items():
             try:
                 if writer.closed:
-                    os.truncate(writer.path, size)
+                    fd = os.open(writer.path, os.O_WRONLY)
+                    try:
+                        os.ftruncate(fd, size)
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
                 else:
                     writer.truncate(size)
             except OSError as exc:
@@ -354,7 +371,11 @@ class NodeStore:
             if writer.size > end:  # the tail of a write that failed and could not be cut
                 log.warning("segment %s: cutting %d bytes of a failed write", writer.path,
                             writer.size - end)
-                writer.truncate(end)
+                try:
+                    writer.truncate(end)
+                except OSError:
+                    writer.abandon()
+                    raise
             self._writers[hour] = writer
             while len(self._writers) > 16:
                 self._writers.popitem(last=False)[1].close()
@@ -381,11 +402,16 @@ class NodeStore:
                 with self._lock:
                     for _, meta in self._index.pop(hour, []):
                         self._done.discard((meta.batch_id, meta.part))
+                        self._seq.pop((meta.batch_id, meta.part), None)
+                        self._copies.discard((meta.batch_id, meta.part))
                         held = [e for e in self._by_batch.pop(meta.batch_id, ())
                                 if e[1].part != meta.part]
                         if held:
                             self._by_batch[meta.batch_id] = held
                     self._hours.remove(hour)
+                    for key in [k for k in self._cache if k[0] == path]:
+                        self._cache_used -= self._cache_size.pop(key)
+                        del self._cache[key]
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
                 self._last_write.pop(hour, None)
@@ -414,7 +440,10 @@ class NodeStore:
                 break
             with self._lock:
                 entries = list(self._index[hour])
-            chosen = [Record(self, loc, meta) for loc, meta in entries
+                seqs = [self._seq.get((m.batch_id, m.part), 0) for _, m in entries]
+                copies = [(m.batch_id, m.part) in self._copies for _, m in entries]
+            chosen = [Record(self, loc, meta, seq, copy)
+                      for (loc, meta), seq, copy in zip(entries, seqs, copies, strict=True)
                       if (since is None or meta.t1 >= since)
                       and (until is None or meta.t0 < until)]
             if chosen:

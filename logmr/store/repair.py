@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 DEFAULT_EVERY = 30.0
 DEFAULT_RATE = 16 << 20  # bytes of copies a second
 CATALOG = "catalog.msgpack"
+PATIENCE = 3  # rounds a copy has to arrive before another peer is sent one
 Key = tuple[str, int]
 
 
@@ -80,10 +81,18 @@ class Catalog:
                         self.path, exc)
             self.nodes = {}
 
-    def update(self, listings: dict[str, Listing]) -> None:
-        """Take the newest listings (nodes not in them keep their last one) and save."""
+    def update(self, listings: dict[str, Listing], cutoff: float | None = None) -> None:
+        """Take the newest listings (nodes not in them keep their last one), forget
+        records wholly older than ``cutoff`` (retention deleted them), and save if that
+        changed anything."""
         with self._lock:
+            before = {n: set(seen.records) for n, seen in self.nodes.items()}
             self.nodes.update(listings)
+            if cutoff is not None:
+                for seen in self.nodes.values():
+                    seen.records = {k: v for k, v in seen.records.items() if v[2] >= cutoff}
+            if {n: set(seen.records) for n, seen in self.nodes.items()} == before:
+                return
             data = {node: [seen.seen, [[b, p, *v] for (b, p), v in seen.records.items()]]
                     for node, seen in self.nodes.items()}
         tmp = f"{self.path}.tmp"
@@ -113,7 +122,7 @@ class Repairer:
 
     def __init__(self, store: NodeStore, servers: Sequence[Server], replicas: int,
                  secret: bytes | None = None, every: float = DEFAULT_EVERY,
-                 rate: float = DEFAULT_RATE, timeout: float = 30.0) -> None:
+                 rate: float = DEFAULT_RATE, timeout: float = 5.0) -> None:
         self.store = store
         self.servers = list(servers)
         self.replicas = replicas
@@ -123,6 +132,9 @@ class Repairer:
         self.timeout = timeout
         self.catalog = Catalog(os.path.join(store.data_dir, CATALOG))
         self._short: set[Key] = set()  # under-replicated in the last round
+        # short records -> the peers a copy went to (which did not end up holding it), and
+        # the round of the last one
+        self._sent: dict[Key, tuple[set[str], int]] = {}
         self.rounds = 0
         self.copies_queued = 0
         self.bytes_queued = 0
@@ -135,6 +147,8 @@ class Repairer:
                 self.round(stop)
             except LogmrError as exc:
                 log.warning("repair round failed: %s; trying again in %g s", exc, self.every)
+            except Exception:  # noqa: BLE001 - a bad round must not end repair for good
+                log.exception("repair round failed; trying again in %g s", self.every)
 
     def round(self, stop: threading.Event | None = None) -> int:
         """One round: list, catalog, copy what is short. Returns the copies queued."""
@@ -144,10 +158,14 @@ class Repairer:
         client = Client(self.servers, timeout=self.timeout)
         try:
             for peer in sorted(live - {me}):
+                if stop is not None and stop.is_set():
+                    return 0  # the node is stopping: leave the catalog as it was
                 listed = self._list(client, peer)
                 if listed is not None:
                     listings[peer] = listed
-            self.catalog.update(listings)
+            window = self.store.retain_window
+            cutoff = None if window is None else time.time() - window
+            self.catalog.update(listings, cutoff)
             self.rounds += 1
             if self.replicas <= 1:
                 return 0
@@ -176,9 +194,14 @@ class Repairer:
         for node, listing in listings.items():
             for key in listing.records:
                 holders.setdefault(key, []).append(node)
-        takers = live_nodes(self.servers, wire.REPLICA_PREFIX)
+        # a target must take copies and have answered this round: a node cut off from the
+        # network still looks registered to gearmand, which would hold its copies for hours
+        takers = live_nodes(self.servers, wire.REPLICA_PREFIX) & set(listings)
+        window = self.store.retain_window
+        cutoff = None if window is None else time.time() - window
         short = {key for key, nodes in holders.items()
-                 if len(nodes) < self.replicas and len(takers - set(nodes)) > 0}
+                 if len(nodes) < self.replicas and len(takers - set(nodes)) > 0
+                 and (cutoff is None or listings[nodes[0]].records[key][2] >= cutoff)}
         due = short & self._short  # short twice running: not a copy still on its way
         self._short = short
         mine: dict[tuple[str, str], list[Key]] = {}  # (target, batch) -> records
@@ -187,8 +210,13 @@ class Repairer:
             if rendezvous(f"{key[0]}/{key[1]}", nodes)[0] != me:
                 continue  # another holder copies it
             want = self.replicas - len(nodes)
-            for target in [t for t in rendezvous(key[0], takers) if t not in nodes][:want]:
+            tried, when = self._sent.get(key, (set(), -PATIENCE))
+            if self.rounds - when < PATIENCE:
+                continue  # a copy sent lately may still be in the queue
+            ranked = [t for t in rendezvous(key[0], takers) if t not in nodes]
+            for target in ([t for t in ranked if t not in tried] or ranked)[:want]:
                 mine.setdefault((target, key[0]), []).append(key)
+        self._sent = {k: v for k, v in self._sent.items() if k in short}
         self.to_repair = sum(len(keys) for keys in mine.values())
         queued = 0
         for (target, batch_id), keys in sorted(mine.items()):
@@ -200,8 +228,12 @@ class Repairer:
             payload = wire.sign(wire.pack_replica(wire.Replica(batch_id, me, records)),
                                 self.secret)
             started = time.monotonic()
+            # a unique id of this round's: never merged into a copy stuck with a lost peer
             client.submit_background(wire.replica_function(target), payload,
-                                     copy_unique(batch_id, target), priority=Priority.LOW)
+                                     copy_unique(f"{batch_id}\0{self.rounds}", target),
+                                     priority=Priority.LOW)
+            for key in keys:
+                self._sent[key] = (self._sent.get(key, (set(), 0))[0] | {target}, self.rounds)
             queued += 1
             self.copies_queued += 1
             self.bytes_queued += len(payload)

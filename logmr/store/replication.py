@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Iterable, Sequence
 
@@ -70,12 +71,25 @@ class Replicator:
         self.under_replicated_batches = 0  # stored with fewer copies than asked, since start
 
     def peers(self) -> list[str]:
-        """Live peers that take copies now (cached for a moment)."""
+        """Live peers that take copies now, as :meth:`run` last saw them (asked here only
+        before the first look: a job server that does not answer must not stall ingest)."""
         when, peers = self._peers
-        if time.monotonic() - when > PEERS_TTL:
-            peers = sorted(live_nodes(self.servers, wire.REPLICA_PREFIX) - {self.node_id})
-            self._peers = (time.monotonic(), peers)
+        if when == float("-inf"):
+            self._refresh()
+            peers = self._peers[1]
         return peers
+
+    def _refresh(self) -> None:
+        peers = sorted(live_nodes(self.servers, wire.REPLICA_PREFIX) - {self.node_id})
+        self._peers = (time.monotonic(), peers)
+
+    def run(self, stop: threading.Event) -> None:
+        """Look at the live peers every PEERS_TTL seconds until ``stop`` is set."""
+        while not stop.wait(PEERS_TTL):
+            try:
+                self._refresh()
+            except Exception:  # noqa: BLE001 - the view stays as it was; try again
+                log.exception("cannot list the live peers")
 
     def targets(self, batch_id: str, exclude: Iterable[str] = ()) -> list[str]:
         """The peers a batch's copies go to (never this node, never one in ``exclude``)."""

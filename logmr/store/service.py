@@ -20,7 +20,14 @@ from typing import Any
 import polars as pl
 
 from logmr import wire
-from logmr.errors import DiskUnavailable, GearmanError, LogmrError
+from logmr.errors import (
+    ConfigError,
+    DiskUnavailable,
+    GearmanError,
+    LogmrError,
+    StoreError,
+    WireError,
+)
 from logmr.gearman.connection import Server
 from logmr.gearman.worker import Job, RetryJob, Worker
 from logmr.jobs import Job as UserJob
@@ -65,15 +72,21 @@ def _record_keys(args: dict[str, Any], name: str) -> set[tuple[str, int]] | None
 
 
 def chosen_records(args: dict[str, Any]) -> Callable[[Record], bool]:
-    """Which records a query reads here: the client's plan says which of them another node
-    reads instead (``skip``) or, when it takes over from a node that failed, which alone
-    to read (``only``)."""
+    """Which records a query reads here: the client's plan says which to read (``only``) or
+    which another node reads instead (``skip``), of those held when the node listed them
+    (``upto``, its sequence number then: a copy that arrived since is read by its origin)."""
     skip, only = _record_keys(args, "skip"), _record_keys(args, "only")
+    upto = args.get("upto")
+    if upto is not None and type(upto) is not int:
+        raise LogmrError("map argument upto must be a sequence number")
     if only is not None:
         return lambda r: (r.meta.batch_id, r.meta.part) in only
+    if upto is None:
+        return (lambda r: (r.meta.batch_id, r.meta.part) not in skip) if skip else (
+            lambda r: True)
     if skip:
-        return lambda r: (r.meta.batch_id, r.meta.part) not in skip
-    return lambda r: True
+        return lambda r: r.seq <= upto and (r.meta.batch_id, r.meta.part) not in skip
+    return lambda r: r.seq <= upto
 
 
 def map_grep(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
@@ -127,9 +140,10 @@ def map_records(store: NodeStore, job: Reply, args: dict[str, Any], deadline: fl
     ``elsewhere`` (the live node ids), also what this node's catalog says the other
     nodes held in the range when last seen: what a query misses."""
     since, until = _time_arg(args, "since"), _time_arg(args, "until")
-    out: dict[str, Any] = {"records": [] if args.get("catalog_only") else [
-        [r.meta.batch_id, r.meta.part, r.meta.lines, r.meta.t0, r.meta.t1]
-        for _, records in store.records(since, until) for r in records]}
+    upto = store.seq  # the listing is of the records held now; later ones wait for the next
+    out: dict[str, Any] = {"upto": upto, "records": [] if args.get("catalog_only") else [
+        [r.meta.batch_id, r.meta.part, r.meta.lines, r.meta.t0, r.meta.t1, int(r.copy)]
+        for _, records in store.records(since, until) for r in records if r.seq <= upto]}
     live = args.get("elsewhere")
     if live is not None and catalog is not None:
         if not isinstance(live, list) or not all(isinstance(n, str) for n in live):
@@ -314,11 +328,14 @@ class NodeService:
                                  rate=repair_rate)
         self.disk_poll = disk_poll
         self.ingest = Worker(servers, client_id=f"logmr-ingest-{store.node_id}")
-        self._ingest_handlers: dict[str, Callable[[Job], bytes]] = {
-            wire.STORE_FUNCTION: self._on_store,
-            wire.replica_function(store.node_id): self._on_replica}
+        # copies on a connection of their own: a backlog of batches cannot starve them
+        self.copies = Worker(servers, client_id=f"logmr-copies-{store.node_id}")
+        self._ingest_handlers: dict[str, tuple[Worker, Callable[[Job], bytes]]] = {
+            wire.STORE_FUNCTION: (self.ingest, self._keeping(self._on_store)),
+            wire.replica_function(store.node_id): (self.copies, self._keeping(self._on_replica))}
         if secret is None:
-            self._ingest_handlers[wire.LOGGER_FUNCTION] = self._on_logger
+            self._ingest_handlers[wire.LOGGER_FUNCTION] = (self.ingest,
+                                                           self._keeping(self._on_logger))
         else:
             log.info("a secret is set: not registering '%s' (raw lines from the stock gearman "
                      "CLI cannot be signed)", wire.LOGGER_FUNCTION)
@@ -331,13 +348,14 @@ class NodeService:
             self._refuse(reason)
         self.query = Worker(servers, client_id=f"logmr-map-{store.node_id}")
         self.query.register(wire.map_function(store.node_id), self._on_map)
-        self._threads: list[threading.Thread] = []
+        self._threads: list[threading.Thread] = []  # the Gearman workers
+        self._loops: list[threading.Thread] = []  # repair and the view of the peers
 
     # -- full or failing disks ----------------------------------------------------------
 
     def _take_batches(self) -> None:
-        for name, handler in self._ingest_handlers.items():
-            self.ingest.register(name, handler)
+        for name, (worker, handler) in self._ingest_handlers.items():
+            worker.register(name, handler)
 
     def _refuse(self, reason: str) -> None:
         """Stop taking batches (CANT_DO): they wait in the queue or go to other nodes, and
@@ -346,8 +364,8 @@ class NodeService:
             if self.store.refusing is not None:
                 return
             self.store.refusing = reason
-            for name in self._ingest_handlers:
-                self.ingest.unregister(name)
+            for name, (worker, _) in self._ingest_handlers.items():
+                worker.unregister(name)
         log.warning("not taking batches: %s; they wait in the queue or go to other nodes "
                     "(queries still served)", reason)
         threading.Thread(target=self._watch_disk, name="disk-watch", daemon=True).start()
@@ -367,6 +385,24 @@ class NodeService:
         self._refuse(str(exc))
         return RetryJob(f"batch given back: {exc}")
 
+    def _keeping(self, handler: Callable[[Job], bytes]) -> Callable[[Job], bytes]:
+        """``handler``, except that a failure that is not the payload's fault gives the job
+        back (gearmand requeues it) instead of failing it: a failed batch is gone for good.
+        """
+        def run(job: Job) -> bytes:
+            try:
+                return handler(job)
+            except (RetryJob, WireError, ConfigError):  # given back, or the payload's fault
+                raise
+            except DiskUnavailable as exc:
+                raise self._give_back(exc) from None
+            except Exception as exc:  # noqa: BLE001 - anything else: keep the batch
+                log.exception("%s job %s could not be stored; giving it back", job.function,
+                              job.handle.decode("latin-1"))
+                raise RetryJob(f"batch given back after {type(exc).__name__}") from None
+
+        return run
+
     def _verified(self, job: Job, what: str) -> bytes:
         """The job's payload once its signature checks out; a refusal raises (the worker
         loop logs it once and ends the job with WORK_EXCEPTION: nothing is stored)."""
@@ -374,10 +410,7 @@ class NodeService:
 
     def _on_store(self, job: Job) -> bytes:
         batch = wire.unpack_batch(self._verified(job, "batch"))
-        try:
-            result = self.store.store(batch)
-        except DiskUnavailable as exc:
-            raise self._give_back(exc) from None
+        result = self.store.store(batch)
         log.debug("batch %s: %d lines%s", batch.batch_id, result.lines,
                   " (duplicate, skipped)" if result.duplicate else "")
         self._replicate(batch.batch_id, result.records if not result.duplicate else None)
@@ -398,8 +431,10 @@ class NodeService:
         replica = wire.unpack_replica(self._verified(job, "replica"))
         try:
             lines = self.store.store_records(replica.batch_id, replica.records)
-        except DiskUnavailable as exc:
-            raise self._give_back(exc) from None
+        except DiskUnavailable:
+            raise
+        except StoreError as exc:  # a damaged copy: refused (its origin still holds it)
+            raise WireError(f"copy of batch {replica.batch_id} refused: {exc}") from None
         log.debug("copy of batch %s from %s: %d lines", replica.batch_id, replica.origin, lines)
         return b"ok"
 
@@ -409,11 +444,7 @@ class NodeService:
         unique = job.unique or job.handle.decode("ascii", "replace")
         batch_id = "logger:" + "".join(c if c.isalnum() or c in "._:-" else "_"
                                        for c in unique)[:55]
-        try:
-            result = self.store.store(wire.Batch(batch_id, self.host, self.log_format,
-                                                 job.payload))
-        except DiskUnavailable as exc:
-            raise self._give_back(exc) from None
+        result = self.store.store(wire.Batch(batch_id, self.host, self.log_format, job.payload))
         self._replicate(batch_id, result.records if not result.duplicate else None)
         return b"ok"
 
@@ -442,18 +473,30 @@ class NodeService:
 
     def start(self) -> None:
         """Start the ingest and query threads."""
-        for name, worker in (("ingest", self.ingest), ("query", self.query)):
+        for name, worker in (("ingest", self.ingest), ("copies", self.copies),
+                             ("query", self.query)):
             t = threading.Thread(target=worker.work, name=name, daemon=True)
             t.start()
             self._threads.append(t)
-        threading.Thread(target=self.repairer.run, args=(self._stopped,), name="repair",
-                         daemon=True).start()
+        for name, loop in (("repair", self.repairer.run), ("peers", self.replicator.run)):
+            t = threading.Thread(target=loop, args=(self._stopped,), name=name, daemon=True)
+            t.start()
+            self._loops.append(t)
 
     def stop(self) -> None:
         """Ask both loops to finish the job at hand and return (signal-safe)."""
         self._stopped.set()
         self.ingest.stop()
+        self.copies.stop()
         self.query.stop()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """After :meth:`stop`: give the background loops ``timeout`` seconds to end (a
+        repair round in the middle of a peer's listing is abandoned) and close."""
+        deadline = time.monotonic() + timeout
+        for t in self._loops:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self.replicator.close()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the threads to end; True when they have."""

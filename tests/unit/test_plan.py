@@ -4,13 +4,18 @@ and handed to the next holder when its reader fails; and of rendezvous placement
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from logmr.query import Plan
 from logmr.status import replication_summary
+from logmr.store.node import NodeStore
 from logmr.store.replication import copy_unique, rendezvous
+from logmr.store.service import chosen_records, map_records
+from logmr.wire import Batch
+from tests.unit.test_node import line
 
 
 def plan_of(holdings: dict[str, list[tuple[str, int]]], lines: int = 10) -> Plan:
@@ -45,7 +50,7 @@ def test_a_failed_readers_records_go_to_the_next_holders(
         h: dict[str, list[tuple[str, int]]], dead: str) -> None:
     plan = plan_of(h)
     before = {node: set(plan.owned(node)) for node in h}
-    shares = plan.take_over(dead)
+    shares = plan.take_over([dead], before.get(dead, set()))
     taken = Counter((b, p) for keys in shares.values() for b, p in keys)
     lost = before.get(dead, set())
     only_there = {k for k in lost if plan.holders[k] == [dead]}
@@ -87,5 +92,44 @@ def test_replication_summary_counts_short_batches_and_lines() -> None:
     assert summary == {"replicas": 2, "lines": 40, "copies": 50,
                        "under_replicated_batches": 3, "under_replicated_lines": 30,
                        "unavailable_lines": 0}
-    plan.take_over("n2")
+    plan.take_over(["n2"], plan.owned("n2"))
     assert replication_summary(plan, 2)["unavailable_lines"] == 10  # c lives on n2 only
+
+
+def test_a_take_over_moves_only_what_the_failed_job_was_given() -> None:
+    """C read its own share, then failed while reading A's: only A's share moves on."""
+    plan = plan_of({"A": [("a", 0)], "C": [("a", 0), ("c", 0)], "D": [("c", 0)]})
+    plan.holders = {("a", 0): ["A", "C"], ("c", 0): ["C", "D"]}
+    plan.lines = {("a", 0): 10, ("c", 0): 10}
+    assert plan.take_over(["A"], [("a", 0)]) == {"C": [["a", 0]]}
+    assert plan.take_over(["C"], [("a", 0)]) == {}  # A and C gone: a is missing
+    assert plan.missing_lines == 10  # and c, which C had read already, is not handed out
+
+
+def test_a_node_reads_only_what_it_listed(tmp_path: Path) -> None:
+    """A copy that lands after the listing is read by nobody in that query (its origin
+    was told to read it): no record counts twice while ingest goes on."""
+    store = NodeStore(str(tmp_path), node_id="n1", min_free="0")
+    store.store(Batch("b1", "web1", "combined", line(10, 1)))
+    listed = map_records(store, NoReply(), {}, 0.0)
+    origin = NodeStore(str(tmp_path / "o"), node_id="o", min_free="0")
+    store.store_records("b2", origin.store(Batch("b2", "web1", "combined",
+                                                 line(10, 2))).records)
+    records = [r for _, rs in store.records() for r in rs]
+    assert [r.copy for r in records] == [False, True]
+    assert [row[5] for row in map_records(store, NoReply(), {}, 0.0)["records"]] == [0, 1]
+    wanted = chosen_records({"upto": listed["upto"], "skip": []})
+    assert [r.meta.batch_id for r in records if wanted(r)] == ["b1"]
+    assert [r.meta.batch_id for r in records if chosen_records({})(r)] == ["b1", "b2"]
+    only = chosen_records({"only": [["b2", 0]], "upto": listed["upto"]})
+    assert [r.meta.batch_id for r in records if only(r)] == ["b2"]
+    store.close()
+    origin.close()
+
+
+class NoReply:
+    def send_data(self, data: bytes) -> None:
+        raise AssertionError("a listing sends no rows")
+
+    def send_status(self, numerator: int, denominator: int) -> None:
+        pass
