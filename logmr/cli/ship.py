@@ -25,9 +25,9 @@ from logmr.ship.spool import default_spool_dir
               help="combined, common, vhost_combined, or an Apache LogFormat string.")
 @click.option("--host", default=socket.gethostname, show_default="this host's name",
               help="Source host name stored with every line.")
-@click.option("--batch-lines", default=1000, show_default=True, type=click.IntRange(1),
+@click.option("--batch-lines", default=4000, show_default=True, type=click.IntRange(1),
               help="Most lines in one batch.")
-@click.option("--batch-bytes", default=256 * 1024, show_default=True,
+@click.option("--batch-bytes", default=1 << 20, show_default=True,
               type=click.IntRange(1024), help="Most bytes in one batch (a longer line is "
               "sent alone).")
 @click.option("--batch-delay", default=0.5, show_default=True, type=click.FloatRange(0.01),

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 class BatchLimits:
     """When a batch is closed: whichever limit comes first."""
 
-    max_lines: int = 1000
-    max_bytes: int = 256 * 1024
+    max_lines: int = 4000
+    max_bytes: int = 1 << 20
     max_delay: float = 0.5  # seconds after its first line arrived
 
 

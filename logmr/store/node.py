@@ -219,8 +219,7 @@ class NodeStore:
 
     def store(self, batch: Batch) -> StoreResult:
         """Store a batch durably (fsync) unless already stored; safe to call again."""
-        with self._write_lock:
-            result = self._store(batch)
+        result = self._store(batch)
         self._after_write()
         return result
 
@@ -256,7 +255,11 @@ class NodeStore:
                  "lines": len(ts), "t0": min(ts), "t1": max(ts), "host": batch.host,
                  "unparsed": ok.count(False)}, lines, cols, ts)
             pending.append(_Pending(hour, record, meta, lines, ts))
-        self._write(pending)
+        # parsed and encoded outside the lock: a copy arriving meanwhile need not wait
+        with self._write_lock:
+            with self._lock:  # a copy of the same batch may have landed meanwhile
+                pending = [p for p in pending if (batch.batch_id, p.meta.part) not in self._done]
+            self._write(pending)
         return StoreResult(lines=n, unparsed=parsed.unparsed, duplicate=not pending and n > 0,
                            records=[p.record for p in pending])
 
@@ -289,7 +292,8 @@ class NodeStore:
                 if parts is None or meta.part in parts]
 
     def _write(self, pending: Sequence[_Pending]) -> None:
-        """Append, fsync and index records (the caller holds the write lock). A disk that
+        """Append, fsync and index records (the caller holds the write lock: ingest, copies
+        and retention take turns on the segments). A disk that
         fails or fills midway cuts what this call appended and raises DiskUnavailable."""
         if not pending:
             return

@@ -106,24 +106,25 @@ def test_a_one_of_three_nodes_fills_its_disk_mid_ingest(
         cluster_factory: Callable[..., LocalCluster],
         small_disk: Callable[[Path, int], SmallDisk], tmp_path: Path) -> None:
     cluster = cluster_factory(nodes=0)
-    disk = small_disk(cluster.root / "node3", 1)
+    disk = small_disk(cluster.root / "node3", 2)
     for node_id in ("node1", "node2", "node3"):
         cluster.start_worker(node_id, "--repair-every", "1")
-    path, lines = write_log(tmp_path, "full3", 200_000)
+    path, lines = write_log(tmp_path, "full3", 450_000)
     assert cluster.run("ship", str(path)).returncode == 0
     wait_for(lambda: not node_state(cluster, "node3")["taking_batches"], 120,
              "node3 to stop taking batches")
-    wait_count(cluster, 200_000, 120)  # the other two took the rest, queries are exact
-    assert_summary_exact(cluster, 200_000)
+    assert node_state(cluster, "node3")["lines"] > 0  # it filled up on the way
+    wait_count(cluster, 450_000, 120)  # the other two took the rest, queries are exact
+    assert_summary_exact(cluster, 450_000)
     disk.grow(256)
     wait_for(lambda: node_state(cluster, "node3")["taking_batches"], 30,
              "node3 to take batches again")
-    wait_repaired(cluster, 200_000, 2)
-    result = tally("(a) disk full on one of 3 nodes mid-ingest, then freed (200k, RF=2)",
+    wait_repaired(cluster, 450_000, 2)
+    result = tally("(a) disk full on one of 3 nodes mid-ingest, then freed (450k, RF=2)",
                    cluster, lines)
     assert_exact(result)
-    assert result.on_disk >= 2 * 200_000
-    assert_summary_exact(cluster, 200_000)
+    assert result.on_disk >= 2 * 450_000
+    assert_summary_exact(cluster, 450_000)
 
 
 # -- (c): a node lost with its disk, then a second ---------------------------------------------

@@ -25,7 +25,7 @@ def test_precedence_and_show(tmp_path: Path) -> None:
     assert f"# config file: {conf}" in text
     assert "ship.servers = '127.0.0.1:1'  # config file" in text
     assert "ship.spool_dir = '/tmp/from-env'  # environment" in text
-    assert "ship.batch_lines = 1000  # default" in text
+    assert "ship.batch_lines = 4000  # default" in text
 
 
 def test_bad_config_files_are_one_line(tmp_path: Path) -> None:

@@ -39,7 +39,8 @@ def test_two_job_servers(gearmand_factory: Callable[..., GearmandProcess],
     first, second = gearmand_factory(), gearmand_factory()
     servers = f"{first.server},{second.server}"
     # ship before any node runs: the queues show where the batches went
-    assert logmr("ship", str(SEMICOMPLETE), servers=servers).returncode == 0
+    assert logmr("ship", "--batch-lines", "1000", str(SEMICOMPLETE),
+                 servers=servers).returncode == 0
     queued = [sum(f.total for f in admin.status(gm.server) if f.name == wire.STORE_FUNCTION)
               for gm in (first, second)]
     assert sum(queued) == 10 and all(queued), queued  # 10 batches of 1000, spread by id
