@@ -157,6 +157,26 @@ def test_c_a_lost_node_is_replaced_and_its_copies_come_back(
     assert_summary_exact(cluster, 150_000)
 
 
+def test_c_a_node_back_with_old_data_is_brought_up_to_date(
+        cluster_factory: Callable[..., LocalCluster], tmp_path: Path) -> None:
+    cluster = cluster_factory(nodes=3, worker_args=("--repair-every", "1"))
+    lines = unique_lines("back", 120_000)
+    ship = ship_pipe(cluster.servers, tmp_path / "spool")
+    writer = threading.Thread(target=_write_all, args=(ship, lines, 1000, 0.05))
+    writer.start()
+    wait_for(lambda: stored_count(cluster) >= 30_000, 60, "ingest under way")
+    cluster.stop_worker("node2", signal.SIGKILL)  # its disk is kept
+    writer.join(120)
+    assert ship.wait(120) == 0
+    wait_count(cluster, 120_000)
+    cluster.start_worker("node2", "--repair-every", "1")
+    wait_repaired(cluster, 120_000, 2)
+    result = tally("(c) a node killed mid-ingest, back with its old data (120k, RF=2)",
+                   cluster, lines)
+    assert_exact(result)
+    assert_summary_exact(cluster, 120_000)
+
+
 # -- (e): one of two job servers killed ---------------------------------------------------------
 
 def test_e_one_of_two_job_servers_killed_and_back_after_30s(
