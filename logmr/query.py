@@ -93,6 +93,7 @@ class Plan:
     dead: set[str] = field(default_factory=set)
     known: set[str] = field(default_factory=set)  # gone nodes a catalog said what they held
     upto: dict[str, int] = field(default_factory=dict)  # node -> sequence number listed
+    epoch: dict[str, str] = field(default_factory=dict)  # node -> its start the number is of
     _owners: dict[RecordKey, str | None] | None = None
 
     def owner(self, key: RecordKey) -> str | None:
@@ -163,9 +164,10 @@ def plan_reads(client: Client, cluster: Cluster, since: int | None, until: int |
 
     args = {"since": since, "until": until}
     live = [n.node_id for n in cluster.nodes]
-    # one node (the first) says what its catalog holds of the nodes that are gone
-    fan = fan_out(client, cluster, wire.MapRequest("records", args), timeout, secret,
-                  extra={live[0]: {"elsewhere": live}} if live else None)
+    # every node says what its catalog holds of the nodes that are gone (a node that
+    # joined later knows less: the answers are put together)
+    fan = fan_out(client, cluster, wire.MapRequest("records", {**args, "elsewhere": live}),
+                  timeout, secret)
     fan.finish()
     plan = Plan(failed=dict(fan.failed))
     plan.dead.update(fan.failed)
@@ -175,6 +177,7 @@ def plan_reads(client: Client, cluster: Cluster, since: int | None, until: int |
         result = fan.results[node_id]
         if isinstance(result.get("upto"), int):
             plan.upto[node_id] = result["upto"]
+            plan.epoch[node_id] = str(result.get("epoch"))
         for entry in result.get("records", []):
             key = (str(entry[0]), int(entry[1]))
             plan.holders.setdefault(key, []).append(node_id)
@@ -316,7 +319,8 @@ class Reader:
         for node in live:
             mine = shares.get(node.node_id, [])
             skip = self.plan.skip(node.node_id)
-            args: dict[str, Any] = {"upto": self.plan.upto.get(node.node_id)}
+            args: dict[str, Any] = {"upto": self.plan.upto.get(node.node_id),
+                                    "epoch": self.plan.epoch.get(node.node_id)}
             args.update({"only": [list(k) for k in mine]} if len(mine) < len(skip)
                         else {"skip": skip})
             extra[node.node_id] = args

@@ -156,16 +156,22 @@ def _from_apache_log_parser(fmt: str) -> tuple[bytes, list[str]]:
     return regex.pattern.encode(), [rename.get(n, n) for n in names]
 
 
+INT64_MAX = (1 << 63) - 1
+
+
 def _to_int(values: list[bytes]) -> list[int]:
-    """Numbers of a numeric column; ``-`` and anything else not a number count as 0."""
+    """Numbers of a numeric column; ``-``, anything else not a number, and numbers past
+    int64 (which no column could hold) count as 0."""
     try:
-        return list(map(int, values))
+        out = list(map(int, values))
     except ValueError:
-        pass
-    try:
-        return list(map(int, [b"0" if v == b"-" else v for v in values]))
-    except ValueError:
-        return [int(v) if v.isdigit() else 0 for v in values]
+        try:
+            out = list(map(int, [b"0" if v == b"-" else v for v in values]))
+        except ValueError:
+            out = [int(v) if v.isdigit() else 0 for v in values]
+    if out and (max(out) > INT64_MAX or min(out) < -INT64_MAX):
+        out = [v if -INT64_MAX <= v <= INT64_MAX else 0 for v in out]
+    return out
 
 
 def parse_batch(blob: bytes, fmt: str, clock: ClfClock | None = None,

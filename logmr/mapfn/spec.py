@@ -23,7 +23,7 @@ KEYS = {"url": "url", "url404": "url", "host": "host", "ua": "ua", "status": "st
 VISITOR_KEYS = {"ip": ("host",), "ip+ua": ("host", "ua"), "ip+ua+date": ("host", "ua", "day")}
 
 
-PLAN_ARGS = ("skip", "only", "upto", "after")  # which records a node reads: the read plan's
+PLAN_ARGS = ("skip", "only", "upto", "epoch", "after")  # the read plan: which records to read
 
 @dataclass(frozen=True)
 class Filters:

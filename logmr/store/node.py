@@ -132,6 +132,8 @@ class NodeStore:
         self._seq: dict[tuple[str, int], int] = {}
         self._copies: set[tuple[str, int]] = set()
         self.seq = 0  # records added so far
+        # this start's token: a sequence number means something only within one start
+        self.epoch = secrets.token_hex(4)
         self.retain_window: int | None = None  # --retain, in seconds: older data goes
         self.watermark = Watermark(self.data_dir, min_free)
         self.refusing: str | None = None  # why the node takes no batches now, if it does not
@@ -282,6 +284,32 @@ class NodeStore:
             self._write(pending)
         self._after_write()
         return sum(p.meta.lines for p in pending)
+
+    def keep_aside(self, name: str, payload: bytes, exc: BaseException) -> str:
+        """Keep a payload that fails to store every time (a bug, or data no column can
+        hold) in ``unstored/``, readable by its owner only, and say so in status: nothing
+        that arrives is thrown away."""
+        folder = os.path.join(self.data_dir, "unstored")
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:120]
+        path = os.path.join(folder, f"{safe}.bin")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.problems.append(f"a batch failed to store ({type(exc).__name__}: {exc}); its "
+                             f"payload is kept in {path}")
+        return path
+
+    def holds_only_copies(self, batch_id: str) -> bool:
+        """True when every record this node holds of a batch came from a peer."""
+        with self._lock:
+            held = self._by_batch.get(batch_id, ())
+            return bool(held) and all((m.batch_id, m.part) in self._copies for _, m in held)
 
     def batch_records(self, batch_id: str, parts: set[int] | None = None) -> list[bytes]:
         """The whole records this node holds of a batch (those of ``parts``, if given), as

@@ -122,7 +122,7 @@ class Repairer:
 
     def __init__(self, store: NodeStore, servers: Sequence[Server], replicas: int,
                  secret: bytes | None = None, every: float = DEFAULT_EVERY,
-                 rate: float = DEFAULT_RATE, timeout: float = 5.0) -> None:
+                 rate: float = DEFAULT_RATE, timeout: float = 30.0) -> None:
         self.store = store
         self.servers = list(servers)
         self.replicas = replicas
@@ -163,13 +163,19 @@ class Repairer:
                 listed = self._list(client, peer)
                 if listed is not None:
                     listings[peer] = listed
+            if stop is not None and stop.is_set():
+                return 0
             window = self.store.retain_window
             cutoff = None if window is None else time.time() - window
             self.catalog.update(listings, cutoff)
             self.rounds += 1
             if self.replicas <= 1:
                 return 0
-            return self._copy(client, listings, stop)
+            # a live peer that did not answer in time (busy with a long query) still holds
+            # what it held when last listed: it is no reason to make more copies
+            silent = {peer: self.catalog.nodes[peer] for peer in live - set(listings)
+                      if peer in self.catalog.nodes}
+            return self._copy(client, listings, silent, stop)
         finally:
             client.close()
 
@@ -187,13 +193,17 @@ class Repairer:
         return Listing(time.time(), {(str(r[0]), int(r[1])): (int(r[2]), int(r[3]), int(r[4]))
                                      for r in rows if len(r) >= 5})
 
-    def _copy(self, client: Client, listings: dict[str, Listing],
+    def _copy(self, client: Client, listings: dict[str, Listing], silent: dict[str, Listing],
               stop: threading.Event | None) -> int:
         me = self.store.node_id
         holders: dict[Key, list[str]] = {}
         for node, listing in listings.items():
             for key in listing.records:
                 holders.setdefault(key, []).append(node)
+        for node, listing in silent.items():
+            for key in listing.records:
+                if key in holders:
+                    holders[key].append(node)
         # a target must take copies and have answered this round: a node cut off from the
         # network still looks registered to gearmand, which would hold its copies for hours
         takers = live_nodes(self.servers, wire.REPLICA_PREFIX) & set(listings)
@@ -201,13 +211,14 @@ class Repairer:
         cutoff = None if window is None else time.time() - window
         short = {key for key, nodes in holders.items()
                  if len(nodes) < self.replicas and len(takers - set(nodes)) > 0
-                 and (cutoff is None or listings[nodes[0]].records[key][2] >= cutoff)}
+                 and (cutoff is None or _newest(key, nodes, listings) >= cutoff)}
         due = short & self._short  # short twice running: not a copy still on its way
         self._short = short
         mine: dict[tuple[str, str], list[Key]] = {}  # (target, batch) -> records
         for key in sorted(due):
             nodes = holders[key]
-            if rendezvous(f"{key[0]}/{key[1]}", nodes)[0] != me:
+            answering = [n for n in nodes if n in listings]
+            if rendezvous(f"{key[0]}/{key[1]}", answering)[0] != me:
                 continue  # another holder copies it
             want = self.replicas - len(nodes)
             tried, when = self._sent.get(key, (set(), -PATIENCE))
@@ -253,3 +264,7 @@ class Repairer:
         return {"rounds": self.rounds, "copies_queued": self.copies_queued,
                 "bytes_queued": self.bytes_queued, "to_repair": self.to_repair}
 
+
+def _newest(key: Key, nodes: list[str], listings: dict[str, Listing]) -> int:
+    """The newest line time of a record, from a node that listed it this round."""
+    return next(listings[n].records[key][2] for n in nodes if n in listings)

@@ -39,7 +39,7 @@ from logmr.mapfn.pattern import runs_in_linear_time
 from logmr.mapfn.report import Combiner, apply_filters, page_stream
 from logmr.mapfn.spec import ReportSpec
 from logmr.store import disk
-from logmr.store.node import NodeStore, Record
+from logmr.store.node import NodeStore, Record, StoreResult
 from logmr.store.repair import DEFAULT_EVERY, DEFAULT_RATE, Catalog, Repairer
 from logmr.store.replication import DEFAULT_REPLICAS, Replicator
 from logmr.store.runner import MapRunner, Reply
@@ -60,6 +60,9 @@ def grep_query(args: dict[str, Any]) -> GrepQuery:
                      ignore_case=bool(args.get("ignore_case")), invert=bool(args.get("invert")))
 
 
+MAX_TRIES = 3  # times a node tries a batch that fails unexpectedly before keeping it aside
+
+
 def _record_keys(args: dict[str, Any], name: str) -> set[tuple[str, int]] | None:
     value = args.get(name)
     if value is None:
@@ -71,7 +74,8 @@ def _record_keys(args: dict[str, Any], name: str) -> set[tuple[str, int]] | None
     return {(k[0], k[1]) for k in value}
 
 
-def chosen_records(args: dict[str, Any]) -> Callable[[Record], bool]:
+def chosen_records(args: dict[str, Any], epoch: str | None = None
+                   ) -> Callable[[Record], bool]:
     """Which records a query reads here: the client's plan says which to read (``only``) or
     which another node reads instead (``skip``), of those held when the node listed them
     (``upto``, its sequence number then: a copy that arrived since is read by its origin)."""
@@ -79,8 +83,11 @@ def chosen_records(args: dict[str, Any]) -> Callable[[Record], bool]:
     upto = args.get("upto")
     if upto is not None and type(upto) is not int:
         raise LogmrError("map argument upto must be a sequence number")
-    if only is not None:
+    if only is not None:  # records by name: the same across a restart
         return lambda r: (r.meta.batch_id, r.meta.part) in only
+    if upto is not None and epoch is not None and args.get("epoch") != epoch:
+        raise LogmrError("this node restarted after it listed its records; other nodes "
+                         "read them")
     if upto is None:
         return (lambda r: (r.meta.batch_id, r.meta.part) not in skip) if skip else (
             lambda r: True)
@@ -101,7 +108,7 @@ def map_grep(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
     after = args.get("after")
     if after is not None and not (isinstance(after, list) and len(after) == 3):
         raise LogmrError("map argument after must be [time, batch id, line]")
-    wanted = chosen_records(args)
+    wanted = chosen_records(args, store.epoch)
     total = 0
     per_record: list[tuple[str, int, int]] = []
     hours = list(store.records(since, until))
@@ -141,7 +148,8 @@ def map_records(store: NodeStore, job: Reply, args: dict[str, Any], deadline: fl
     nodes held in the range when last seen: what a query misses."""
     since, until = _time_arg(args, "since"), _time_arg(args, "until")
     upto = store.seq  # the listing is of the records held now; later ones wait for the next
-    out: dict[str, Any] = {"upto": upto, "records": [] if args.get("catalog_only") else [
+    out: dict[str, Any] = {"upto": upto, "epoch": store.epoch,
+                           "records": [] if args.get("catalog_only") else [
         [r.meta.batch_id, r.meta.part, r.meta.lines, r.meta.t0, r.meta.t1, int(r.copy)]
         for _, records in store.records(since, until) for r in records if r.seq <= upto]}
     live = args.get("elsewhere")
@@ -184,7 +192,7 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
     """A partial report over this node's lines (see logmr.mapfn.report), aggregated a
     chunk at a time and combined here; click analysis page streams go out as WORK_DATA."""
     spec = ReportSpec.from_args(args)
-    wanted = chosen_records(args)
+    wanted = chosen_records(args, store.epoch)
     f = spec.filters
     rx = GrepQuery(f.grep).compile() if f.grep is not None else None
     combined = Combiner(spec)
@@ -238,7 +246,7 @@ def map_run(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float,
     check_identity(user_job, wanted)
     since, until = _time_arg(args, "since"), _time_arg(args, "until")
     combined: list[tuple[Any, Any]] = []
-    wanted = chosen_records(args)
+    wanted = chosen_records(args, store.epoch)
     hours = list(store.records(since, until))
     for done, (_hour, records) in enumerate(hours):
         job.send_status(done, len(hours))
@@ -340,6 +348,7 @@ class NodeService:
             log.info("a secret is set: not registering '%s' (raw lines from the stock gearman "
                      "CLI cannot be signed)", wire.LOGGER_FUNCTION)
         self._gate = threading.Lock()
+        self._failures: dict[str, int] = {}  # job -> times it failed here unexpectedly
         self._stopped = threading.Event()
         reason = disk.writable(store.data_dir, store.watermark)
         if reason is None:
@@ -397,6 +406,16 @@ class NodeService:
             except DiskUnavailable as exc:
                 raise self._give_back(exc) from None
             except Exception as exc:  # noqa: BLE001 - anything else: keep the batch
+                key = f"{job.function}:{job.unique or job.handle.decode('latin-1')}"
+                tries = self._failures.pop(key, 0) + 1
+                if tries >= MAX_TRIES:  # a batch that fails every time: keep it aside, done
+                    path = self.store.keep_aside(key, job.payload, exc)
+                    log.error("%s job %s failed %d times (%s: %s); its payload is kept in %s",
+                              job.function, job.unique, tries, type(exc).__name__, exc, path)
+                    return b"kept aside"
+                if len(self._failures) > 10_000:
+                    self._failures.clear()
+                self._failures[key] = tries
                 log.exception("%s job %s could not be stored; giving it back", job.function,
                               job.handle.decode("latin-1"))
                 raise RetryJob(f"batch given back after {type(exc).__name__}") from None
@@ -413,16 +432,19 @@ class NodeService:
         result = self.store.store(batch)
         log.debug("batch %s: %d lines%s", batch.batch_id, result.lines,
                   " (duplicate, skipped)" if result.duplicate else "")
-        self._replicate(batch.batch_id, result.records if not result.duplicate else None)
+        self._replicate(batch.batch_id, result)
         return b"ok"
 
-    def _replicate(self, batch_id: str, records: list[bytes] | None) -> None:
+    def _replicate(self, batch_id: str, result: StoreResult) -> None:
         """Queue the batch's copies before its job completes (a redelivered batch, already
-        stored here, is copied again: its first copies may never have been queued)."""
+        stored here, is copied again: its first copies may never have been queued; one
+        this node holds only as a peer's copy is the peer's to copy)."""
         if self.replicator.replicas <= 1:
             return
+        if result.duplicate and self.store.holds_only_copies(batch_id):
+            return
         try:
-            self.replicator.replicate(batch_id, records if records is not None
+            self.replicator.replicate(batch_id, result.records if not result.duplicate
                                       else self.store.batch_records(batch_id))
         except GearmanError as exc:
             raise RetryJob(f"copies of batch {batch_id} not queued: {exc}") from None
@@ -445,7 +467,7 @@ class NodeService:
         batch_id = "logger:" + "".join(c if c.isalnum() or c in "._:-" else "_"
                                        for c in unique)[:55]
         result = self.store.store(wire.Batch(batch_id, self.host, self.log_format, job.payload))
-        self._replicate(batch_id, result.records if not result.duplicate else None)
+        self._replicate(batch_id, result)
         return b"ok"
 
     def _on_map(self, job: Job) -> bytes:

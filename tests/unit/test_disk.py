@@ -164,3 +164,25 @@ def test_a_damaged_or_mislabelled_copy_is_refused(tmp_path: Path) -> None:
     assert peer.stats()["lines"] == 0
     origin.close()
     peer.close()
+
+
+def test_a_number_past_int64_is_stored_as_zero(tmp_path: Path) -> None:
+    """A bytes field of 30 digits cannot go into a column: the line is kept, the field 0
+    (before, msgpack raised and the batch failed on every node)."""
+    store = NodeStore(str(tmp_path), node_id="n1", min_free="0")
+    huge = line(10, 0).replace(b" 200 5 ", b" 200 999999999999999999999999999999 ")
+    assert store.store(Batch("big", "web1", "combined", huge + line(10, 1))).lines == 2
+    record = next(r for _, rs in store.records() for r in rs)
+    assert record.lines() == huge + line(10, 1)
+    assert record.columns()["bytes"] == [0, 5]
+    store.close()
+
+
+def test_a_payload_kept_aside_is_private_and_reported(tmp_path: Path) -> None:
+    store = NodeStore(str(tmp_path), node_id="n1", min_free="0")
+    path = store.keep_aside("logmr.store:job/1", b"payload bytes", ValueError("boom"))
+    assert Path(path).read_bytes() == b"payload bytes"
+    assert Path(path).stat().st_mode & 0o777 == 0o600
+    assert Path(path).parent.stat().st_mode & 0o777 == 0o700
+    assert "/" not in Path(path).name[:-4] and "boom" in store.stats()["problems"][0]
+    store.close()
