@@ -9,6 +9,7 @@ before them (or after, or the arrival time) so they still sort and are still fou
 
 from __future__ import annotations
 
+import operator
 import re
 import time
 from collections.abc import Callable
@@ -187,24 +188,34 @@ def parse_batch(blob: bytes, fmt: str, clock: ClfClock | None = None,
         rows = compiled.safe.findall(text)
     if not rows:
         return Parsed(ts=[], columns={}, parsed=[])
-    transposed = list(zip(*rows, strict=True))
-    fallback = transposed[-1]
+    width = len(rows[0])
+    fallback, first = _column(rows, width - 1), _column(rows, 0)
     # An empty fallback group means the line matched the format (or the line is empty).
-    if fallback.count(b"") == len(fallback) and all(transposed[0]):
+    if fallback.count(b"") == len(fallback) and all(first):
         parsed = [True] * len(rows)
     else:
-        parsed = [not f and bool(h) for f, h in zip(fallback, transposed[0], strict=True)]
+        parsed = [not f and bool(h) for f, h in zip(fallback, first, strict=True)]
         _retry_unparsed(compiled, rows, parsed)
-        transposed = list(zip(*rows, strict=True))
+        first = _column(rows, 0)
     columns: dict[str, list[bytes] | list[int]] = {}
-    for name, values in zip(compiled.names, transposed, strict=False):
+    for i, name in enumerate(compiled.names[:width]):
         if name not in columns and not name.startswith("_g"):
-            columns[name] = list(values)
+            # one column at a time (itemgetter in C): half the time of zip(*rows)
+            columns[name] = first if i == 0 else _column(rows, i)
     stamps = _stamps(columns.get("time"), rows, parsed, clock)  # type: ignore[arg-type]
     for name in INT_COLUMNS:
         if name in columns:
             columns[name] = _to_int(columns[name])  # type: ignore[arg-type]
     return Parsed(ts=_fill_gaps(stamps, now), columns=columns, parsed=parsed)
+
+
+_GETTERS = [operator.itemgetter(i) for i in range(64)]
+
+
+def _column(rows: list[tuple[bytes, ...]], i: int) -> list[bytes]:
+    """Field ``i`` of every row."""
+    get = _GETTERS[i] if i < len(_GETTERS) else operator.itemgetter(i)
+    return list(map(get, rows))
 
 
 def _retry_unparsed(compiled: Compiled, rows: list[tuple[bytes, ...]], parsed: list[bool]) -> None:
@@ -230,6 +241,8 @@ def _stamps(times: list[bytes] | None, rows: list[tuple[bytes, ...]], parsed: li
             for stamp in set(times).difference(memo):
                 clock(stamp)
             stamps = list(map(memo.get, times))
+    if all(parsed):  # every line matched the format: no time to look for in fallbacks
+        return stamps
     for i, ok in enumerate(parsed):
         if not ok and stamps[i] is None and rows[i][-1]:
             m = CLF_SEARCH.search(rows[i][-1])
