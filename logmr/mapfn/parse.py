@@ -163,13 +163,12 @@ INT64_MAX = (1 << 63) - 1
 def _to_int(values: list[bytes]) -> list[int]:
     """Numbers of a numeric column; ``-``, anything else not a number, and numbers past
     int64 (which no column could hold) count as 0."""
+    if b"-" in values:  # Apache's "no bytes"
+        values = [b"0" if v == b"-" else v for v in values]
     try:
         out = list(map(int, values))
     except ValueError:
-        try:
-            out = list(map(int, [b"0" if v == b"-" else v for v in values]))
-        except ValueError:
-            out = [int(v) if v.isdigit() else 0 for v in values]
+        out = [int(v) if v.isdigit() else 0 for v in values]
     if out and (max(out) > INT64_MAX or min(out) < -INT64_MAX):
         out = [v if -INT64_MAX <= v <= INT64_MAX else 0 for v in out]
     return out
