@@ -146,12 +146,6 @@ class Plan:
         """Lines of the records that no live node can read."""
         return sum(self.lines[k] for k, node in self.owners().items() if node is None)
 
-    @property
-    def copies(self) -> int:
-        """Records listed, counting every copy."""
-        return sum(len(nodes) for nodes in self.holders.values())
-
-
 def plan_reads(client: Client, cluster: Cluster, since: int | None, until: int | None,
                timeout: float | None = None, secret: bytes | None = None) -> Plan:
     """Ask every node which records it holds in [since, until) and plan who reads what.
@@ -386,11 +380,6 @@ class Reader:
     def missing_lines(self) -> int:
         """Lines of listed records that no node could read."""
         return self.plan.missing_lines
-
-    @property
-    def partial(self) -> bool:
-        """True when some lines are missing, or a node's records could not be listed."""
-        return bool(self.unknown) or self.missing_lines > 0
 
 
 @dataclass(frozen=True)

@@ -343,9 +343,8 @@ class NodeStore:
                                   f"{exc.strerror}") from None
         with self._lock:
             for p, offset in placed:
-                meta_len = segment.HEADER.unpack_from(p.record)[1]
+                _, meta_len, _, crc = segment.HEADER.unpack_from(p.record)
                 body_at = offset + segment.HEADER.size + meta_len
-                crc = segment.HEADER.unpack_from(p.record)[3]
                 loc = Location(self._writer_path(p.hour), body_at,
                                len(p.record) - (body_at - offset), crc,
                                p.record[segment.HEADER.size:segment.HEADER.size + meta_len])
@@ -365,15 +364,7 @@ class NodeStore:
         its last indexed record when next opened."""
         for hour, (writer, size) in sizes.items():
             try:
-                if writer.closed:
-                    fd = os.open(writer.path, os.O_WRONLY)
-                    try:
-                        os.ftruncate(fd, size)
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-                else:
-                    writer.truncate(size)
+                writer.truncate(size)
             except OSError as exc:
                 log.error("cannot cut %s back to %d bytes: %s", writer.path, size, exc.strerror)
                 if self._writers.get(hour) is writer:

@@ -68,7 +68,6 @@ class Replicator:
         self._client = Client(self.servers)
         self._peers: tuple[float, list[str]] = (float("-inf"), [])
         self._warned_at = float("-inf")
-        self.under_replicated_batches = 0  # stored with fewer copies than asked, since start
 
     def peers(self) -> list[str]:
         """Live peers that take copies now, as :meth:`run` last saw them (asked here only
@@ -91,13 +90,9 @@ class Replicator:
             except Exception:  # noqa: BLE001 - the view stays as it was; try again
                 log.exception("cannot list the live peers")
 
-    def targets(self, batch_id: str, exclude: Iterable[str] = ()) -> list[str]:
-        """The peers a batch's copies go to (never this node, never one in ``exclude``)."""
-        want = self.replicas - 1
-        if want <= 0:
-            return []
-        skip = set(exclude)
-        return [p for p in rendezvous(batch_id, self.peers()) if p not in skip][:want]
+    def targets(self, batch_id: str) -> list[str]:
+        """The peers a batch's copies go to (never this node)."""
+        return rendezvous(batch_id, self.peers())[:max(0, self.replicas - 1)]
 
     def replicate(self, batch_id: str, records: list[bytes]) -> int:
         """Submit the copies of a stored batch; returns how many were queued. Raises
@@ -111,13 +106,11 @@ class Replicator:
             for peer in targets:
                 self._client.submit_background(wire.replica_function(peer), payload,
                                                copy_unique(batch_id, peer))
-        if len(targets) < self.replicas - 1:
-            self.under_replicated_batches += 1
-            if time.monotonic() - self._warned_at > 60:
-                self._warned_at = time.monotonic()
-                log.warning("only %d live peers for %d copies: batches are stored with fewer "
-                            "copies for now, and repaired when nodes join", len(targets),
-                            self.replicas - 1)
+        if len(targets) < self.replicas - 1 and time.monotonic() - self._warned_at > 60:
+            self._warned_at = time.monotonic()
+            log.warning("only %d live peers for %d copies: batches are stored with fewer "
+                        "copies for now, and repaired when nodes join", len(targets),
+                        self.replicas - 1)
         return len(targets)
 
     def close(self) -> None:

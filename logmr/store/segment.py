@@ -296,9 +296,15 @@ class SegmentWriter:
             self._dirty = False
 
     def truncate(self, size: int) -> None:
-        """Cut the file back to ``size`` bytes (a failed write's tail) and make it durable."""
-        os.ftruncate(self._fd, size)
-        os.fsync(self._fd)
+        """Cut the file back to ``size`` bytes (a failed write's tail) and make it durable;
+        a closed writer opens its file again for that."""
+        fd = os.open(self.path, os.O_WRONLY) if self.closed else self._fd
+        try:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        finally:
+            if fd != self._fd:
+                os.close(fd)
         self.size = size
         self._dirty = False
 

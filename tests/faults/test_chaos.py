@@ -133,15 +133,11 @@ def test_c_a_lost_node_is_replaced_and_its_copies_come_back(
         cluster_factory: Callable[..., LocalCluster], tmp_path: Path) -> None:
     cluster = cluster_factory(nodes=3, worker_args=("--repair-every", "1"))
     lines = unique_lines("lost", 150_000)
-    ship = ship_pipe(cluster.servers, tmp_path / "spool")
-    writer = threading.Thread(target=_write_all, args=(ship, lines, 1000, 0.05))
-    writer.start()
-    wait_for(lambda: stored_count(cluster) >= 30_000, 60, "ingest under way")
+    ship = PacedShip(cluster, lines, tmp_path / "spool")
     cluster.stop_worker("node2", signal.SIGKILL)
     shutil.rmtree(cluster.root / "node2")
     assert stored_count(cluster) < 150_000, "ingest finished before the kill"
-    writer.join(120)
-    assert ship.wait(120) == 0
+    ship.finish()
     wait_count(cluster, 150_000)  # complete and exact from the copies alone
     assert_summary_exact(cluster, 150_000)
     assert_exact(tally("(c) RF=2, 3 nodes: one killed -9 and its disk lost", cluster, lines))
@@ -161,13 +157,9 @@ def test_c_a_node_back_with_old_data_is_brought_up_to_date(
         cluster_factory: Callable[..., LocalCluster], tmp_path: Path) -> None:
     cluster = cluster_factory(nodes=3, worker_args=("--repair-every", "1"))
     lines = unique_lines("back", 120_000)
-    ship = ship_pipe(cluster.servers, tmp_path / "spool")
-    writer = threading.Thread(target=_write_all, args=(ship, lines, 1000, 0.05))
-    writer.start()
-    wait_for(lambda: stored_count(cluster) >= 30_000, 60, "ingest under way")
+    ship = PacedShip(cluster, lines, tmp_path / "spool")
     cluster.stop_worker("node2", signal.SIGKILL)  # its disk is kept
-    writer.join(120)
-    assert ship.wait(120) == 0
+    ship.finish()
     wait_count(cluster, 120_000)
     cluster.start_worker("node2", "--repair-every", "1")
     wait_repaired(cluster, 120_000, 2)
@@ -192,16 +184,12 @@ def test_e_one_of_two_job_servers_killed_and_back_after_30s(
         for node_id in ("node1", "node2", "node3"):
             cluster.start_worker(node_id)
         lines = unique_lines("twogm", 200_000)
-        ship = ship_pipe(servers, tmp_path / "spool")
-        writer = threading.Thread(target=_write_all, args=(ship, lines, 1000, 0.05))
-        writer.start()
-        wait_for(lambda: stored_count(cluster) >= 40_000, 60, "ingest under way")
+        ship = PacedShip(cluster, lines, tmp_path / "spool", under_way=40_000)
         first.kill9()
         killed = time.monotonic()
         wait_for(lambda: time.monotonic() - killed >= 30, 40, "30 s with one server down")
         first.start()
-        writer.join(120)
-        assert ship.wait(120) == 0
+        ship.finish()
         wait_count(cluster, 200_000)
         result = tally("(e) one of two job servers killed -9, back after 30 s (200k)",
                        cluster, lines)
@@ -209,6 +197,23 @@ def test_e_one_of_two_job_servers_killed_and_back_after_30s(
         assert_summary_exact(cluster, 200_000)
     finally:
         cluster.stop()
+
+
+class PacedShip:
+    """`logmr ship` on a pipe fed at a busy web server's pace (1000 lines every 50 ms), so
+    that a fault lands mid-ingest: it returns once ``under_way`` lines are stored."""
+
+    def __init__(self, cluster: LocalCluster, lines: list[bytes], spool: Path,
+                 under_way: int = 30_000) -> None:
+        self.proc = ship_pipe(cluster.servers, spool)
+        self.writer = threading.Thread(target=_write_all, args=(self.proc, lines, 1000, 0.05))
+        self.writer.start()
+        wait_for(lambda: stored_count(cluster) >= under_way, 60, "ingest under way")
+
+    def finish(self) -> None:
+        """Wait for the last line to be written and for ship to exit 0."""
+        self.writer.join(120)
+        assert self.proc.wait(120) == 0
 
 
 def ship_pipe(servers: str, spool: Path) -> subprocess.Popen[bytes]:
@@ -287,10 +292,7 @@ def test_d_a_partitioned_node_then_healed(gearmand_factory: Callable[..., Any],
             cluster.wrap[node_id] = network.wrap(node_id)
             cluster.start_worker(node_id, "--repair-every", "1")
         lines = unique_lines("part", 150_000)
-        ship = ship_pipe(cluster.servers, tmp_path / "spool")
-        writer = threading.Thread(target=_write_all, args=(ship, lines, 1000, 0.05))
-        writer.start()
-        wait_for(lambda: stored_count(cluster) >= 30_000, 60, "ingest under way")
+        ship = PacedShip(cluster, lines, tmp_path / "spool")
         network.cut("node3")
         # queries while it is cut off: they end within their timeout, with nothing twice
         for _ in range(2):
@@ -301,8 +303,7 @@ def test_d_a_partitioned_node_then_healed(gearmand_factory: Callable[..., Any],
             got = out.stdout.split(b"\n")[:-1]
             assert len(got) == len(set(got)) <= 150_000
             assert b"node node3 did not answer" in out.stderr
-        writer.join(120)
-        assert ship.wait(120) == 0
+        ship.finish()
         network.heal("node3")
         wait_count(cluster, 150_000, 180)
         wait_repaired(cluster, 150_000, 2, 180)
