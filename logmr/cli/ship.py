@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from logmr import heap
 from logmr.cli.options import secret_option, servers_option
 from logmr.gearman.connection import Server
 from logmr.ship.batcher import BatchLimits
@@ -62,6 +63,7 @@ def command(files: tuple[str, ...], servers: list[Server], secret: bytes | None,
     once every batch is queued by a job server.
     """
     signal.signal(signal.SIGTERM, _keep_reading)
+    heap.tune()  # batches of a megabyte: keep their blocks for reuse
     options = ShipOptions(servers=servers, fmt=fmt, host=host,
                           limits=BatchLimits(batch_lines, batch_bytes, batch_delay),
                           retry_for=retry_for, spool_dir=spool_dir,

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from logmr import heap
 from logmr.cli.options import secret_option, servers_option
 from logmr.errors import ConfigError
 from logmr.gearman.connection import Server
@@ -91,6 +92,7 @@ def command(data_dir: str, node_id: str | None, servers: list[Server], secret: b
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, force=True,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    heap.tune()  # batches of a megabyte: keep their blocks for reuse
     if retain is not None:
         parse_span(retain)  # a bad span is the user's error: say so before starting
     compile_format(log_format)

@@ -153,35 +153,66 @@ class Decoder:
     """
 
     def __init__(self, max_body: int = MAX_BODY) -> None:
-        self._buf = bytearray()
+        self._chunks: list[bytes] = []  # received, not yet part of a whole packet
+        self._have = 0  # their length
+        self._need = HEADER.size  # bytes needed before another packet can be whole
         self._max_body = max_body
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet part of a whole packet."""
-        return len(self._buf)
+        return self._have
 
     def feed(self, data: bytes) -> list[Packet]:
-        """Add ``data``; return the packets it completes (possibly none)."""
-        buf = self._buf
-        buf += data
+        """Add ``data``; return the packets it completes (possibly none).
+
+        A large packet arrives in many reads: they are only kept until it is whole, then
+        joined once, and each argument is copied out once.
+        """
+        if data:
+            self._chunks.append(data)
+            self._have += len(data)
+        if self._have < self._need:
+            return []
+        buf = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
         packets: list[Packet] = []
-        pos = 0
-        while len(buf) - pos >= HEADER.size:
+        pos, size_all = 0, len(buf)
+        self._need = HEADER.size
+        while size_all - pos >= HEADER.size:
             magic, number, size = HEADER.unpack_from(buf, pos)
             if magic not in (REQ, RES):
-                raise ProtocolError(f"bad packet magic {bytes(buf[pos:pos + 12])!r}")
+                raise ProtocolError(f"bad packet magic {buf[pos:pos + 12]!r}")
             if size > self._max_body:
                 raise ProtocolError(f"absurd packet length {size} (type {number})")
             end = pos + HEADER.size + size
-            if len(buf) < end:
+            if size_all < end:
+                self._need = end - pos
                 break
             kind = _packet_type(number)
-            body = bytes(buf[pos + HEADER.size:end])
-            packets.append(Packet(magic, kind, split_body(kind, body)))
+            packets.append(Packet(magic, kind, _args(kind, buf, pos + HEADER.size, end)))
             pos = end
-        del buf[:pos]
+        rest = buf[pos:] if pos else buf
+        self._chunks = [rest] if rest else []
+        self._have = len(rest)
         return packets
+
+
+def _args(kind: T | int, buf: bytes, start: int, end: int) -> tuple[bytes, ...]:
+    """The arguments of a body lying at ``buf[start:end]``, each copied out once."""
+    count = ARG_COUNTS.get(kind) if isinstance(kind, T) else None
+    if count is None or count <= 1 or start == end:
+        return split_body(kind, buf[start:end])
+    args = []
+    for _ in range(count - 1):
+        nul = buf.find(b"\0", start, end)
+        if nul < 0:
+            break
+        args.append(buf[start:nul])
+        start = nul + 1
+    args.append(buf[start:end])
+    if len(args) != count:
+        raise ProtocolError(f"{kind.name} packet has {len(args)} arguments, wants {count}")  # type: ignore[union-attr]
+    return tuple(args)
 
 
 def unique_bytes(unique: str | bytes, *, background: bool) -> bytes:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import ctypes
-import ctypes.util
 import fcntl
 import logging
 import os
@@ -24,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from logmr import heap
 from logmr.errors import DiskUnavailable, StoreError, WireError
 from logmr.mapfn.parse import parse_batch
 from logmr.store import segment
@@ -40,26 +39,11 @@ TRIM_AFTER = 64 << 20  # bytes evicted from the cache between two heap trims
 T = TypeVar("T")
 
 
-def _heap_trimmer() -> Callable[[], object] | None:
-    """glibc's malloc_trim(0), where there is one.
-
-    The cache's decoded lines live in the C heap, its report frames in polars' own
-    allocator. When eviction swaps one for the other, glibc keeps the freed pages: the
-    node's memory would be the high-water mark of both. Giving them back after each
-    stretch of evictions keeps it near the cache's bound (~5 ms a call).
-    """
-    for name in (ctypes.util.find_library("c"), "libc.so.6"):
-        if name is None:
-            continue
-        try:
-            trim = ctypes.CDLL(name).malloc_trim
-        except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
-            continue
-        return lambda: trim(0)
-    return None
-
-
-_trim_heap = _heap_trimmer()
+# The cache's decoded lines live in the C heap, its report frames in polars' own allocator.
+# When eviction swaps one for the other, glibc keeps the freed pages: the node's memory
+# would be the high-water mark of both. Giving them back after each stretch of evictions
+# keeps it near the cache's bound (~5 ms a call).
+_trim_heap = heap.trimmer()
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from logmr import heap
 from logmr.errors import StoreError
 from logmr.mapfn.grep import GrepQuery, grep_hour
 from logmr.store import node, segment
@@ -111,16 +112,17 @@ def test_heap_is_trimmed_after_enough_evictions(tmp_path: Path,
         s.close()
 
 
-def test_the_heap_trimmer_is_found_on_glibc() -> None:
+def test_the_heap_trimmer_and_tuning_are_found_on_glibc() -> None:
     try:
         glibc = os.confstr("CS_GNU_LIBC_VERSION")
     except (ValueError, OSError):
         glibc = None
     if not glibc:
         pytest.skip("not a glibc system")
-    trim = node._heap_trimmer()
+    trim = heap.trimmer()
     assert trim is not None
     trim()  # and it can be called
+    assert heap.tune()  # mallopt accepted both settings
 
 
 def test_final_newline_is_added(store: NodeStore) -> None:

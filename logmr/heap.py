@@ -1,0 +1,56 @@
+"""The C heap under Python: glibc's malloc, tuned for megabyte buffers and trimmed on demand.
+
+A storage node and a shipper move batches of about a megabyte: a read, a join, a payload
+sliced out of a packet. glibc serves blocks that large with a fresh mmap and unmaps them on
+free, or it trims the top of the heap as soon as 128 KiB are free there. Either way the next
+batch faults its pages in again, zeroed by the kernel: about 100,000 page faults per 500k
+lines stored, 5% of an ingest's time (measured with ``make bench``). :func:`tune` keeps
+such blocks in the heap for reuse. On other C libraries both functions do nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+# mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 4 << 20  # blocks below this come from the heap, and are reused
+TRIM_THRESHOLD = 32 << 20  # free bytes kept at the heap's top before giving them back
+
+
+@cache
+def _glibc() -> Any | None:
+    for name in (ctypes.util.find_library("c"), "libc.so.6"):
+        if name is None:
+            continue
+        try:
+            libc = ctypes.CDLL(name)
+            libc.malloc_trim  # noqa: B018 (glibc has it; musl and macOS do not)
+            libc.mallopt  # noqa: B018
+        except (OSError, AttributeError):
+            continue
+        return libc
+    return None
+
+
+def tune() -> bool:
+    """Keep megabyte blocks in the heap (see the module doc); True when glibc took it."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def trimmer() -> Callable[[], object] | None:
+    """glibc's malloc_trim(0), which gives the heap's free pages back; None elsewhere."""
+    libc = _glibc()
+    if libc is None:
+        return None
+    trim = libc.malloc_trim
+    return lambda: trim(0)
