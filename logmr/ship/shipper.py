@@ -82,9 +82,11 @@ class Shipper:
 
     # -- submitting -----------------------------------------------------------------------
 
-    def submit(self, batch_id: str, lines: bytes, patience: float | None = None) -> None:
-        """Submit one batch, retrying while no job server takes it: until ``patience``
-        seconds have passed (None: until the drain deadline, if input has ended)."""
+    def submit(self, batch_id: str, lines: bytes, patience: float | None = None,
+               count: int | None = None) -> None:
+        """Submit one batch of ``count`` lines (None: counted here), retrying while no job
+        server takes it: until ``patience`` seconds have passed (None: until the drain
+        deadline, if input has ended)."""
         if not lines:
             return
         payload = wire.sign(wire.pack_batch(wire.Batch(batch_id, self.options.host,
@@ -103,7 +105,9 @@ class Shipper:
                 log.warning("%s; retrying in %.1fs", exc, delay)
                 self._stop.wait(delay)  # back off between attempts
                 delay = min(delay * 2, 5.0)
-        self.stats.lines += lines.count(b"\n") + (0 if lines.endswith(b"\n") else 1)
+        if count is None:
+            count = lines.count(b"\n") + (0 if lines.endswith(b"\n") else 1)
+        self.stats.lines += count
         self.stats.bytes += len(lines)
         self.stats.batches += 1
 
@@ -117,18 +121,18 @@ class Shipper:
 
         total = os.fstat(fd).st_size
 
-        def send(lines: bytes) -> None:
+        def send(lines: bytes, count: int) -> None:
             nonlocal offset
-            self.submit(f"{run}.f-{offset:012x}", lines, patience=self.options.retry_for)
+            self.submit(f"{run}.f-{offset:012x}", lines, self.options.retry_for, count)
             offset += len(lines)
             if self._progress is not None:
                 self._progress(name, offset, total)
 
         while data := os.read(fd, READ_SIZE):
-            for lines in batcher.feed(data):
-                send(lines)
-        send(batcher.flush())
-        send(batcher.flush(final=True))
+            for lines, count in batcher.feed_counted(data):
+                send(lines, count)
+        send(*batcher.flush_counted())
+        send(*batcher.flush_counted(final=True))
 
     def ship_paths(self, paths: Iterable[str]) -> None:
         """Ship files one after another ('-' is stdin)."""
@@ -260,22 +264,23 @@ class Shipper:
             if size > read_pos:
                 data = spool.read(read_pos, min(size - read_pos, READ_SIZE))
                 read_pos += len(data)
-                for lines in batcher.feed(data):
-                    cut = self._send_cut(spool, cut, lines)
+                for lines, count in batcher.feed_counted(data):
+                    cut = self._send_cut(spool, cut, lines, count)
             if batcher.due():
-                cut = self._send_cut(spool, cut, batcher.flush())
+                cut = self._send_cut(spool, cut, *batcher.flush_counted())
             if complete and read_pos == size:
-                cut = self._send_cut(spool, cut, batcher.flush())
-                self._send_cut(spool, cut, batcher.flush(final=True))
+                cut = self._send_cut(spool, cut, *batcher.flush_counted())
+                self._send_cut(spool, cut, *batcher.flush_counted(final=True))
                 return
 
-    def _send_cut(self, spool: SpoolFile, start: int, lines: bytes) -> int:
+    def _send_cut(self, spool: SpoolFile, start: int, lines: bytes,
+                  count: int | None = None) -> int:
         """Record a batch boundary, submit the batch, record its acknowledgement."""
         if not lines:
             return start
         end = start + len(lines)
         spool.record_cut(end)
-        self.submit(spool.batch_id(start), lines)
+        self.submit(spool.batch_id(start), lines, count=count)
         spool.record_ack(end)
         return end
 
@@ -294,10 +299,10 @@ class Shipper:
         while pos < spool.size:
             data = spool.read(pos, min(spool.size - pos, READ_SIZE))
             pos += len(data)
-            for lines in batcher.feed(data):
-                cut = self._send_cut(spool, cut, lines)
-        cut = self._send_cut(spool, cut, batcher.flush())
-        self._send_cut(spool, cut, batcher.flush(final=True))
+            for lines, count in batcher.feed_counted(data):
+                cut = self._send_cut(spool, cut, lines, count)
+        cut = self._send_cut(spool, cut, *batcher.flush_counted())
+        self._send_cut(spool, cut, *batcher.flush_counted(final=True))
         spool.remove()
 
     def close(self) -> None:

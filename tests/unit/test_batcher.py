@@ -148,3 +148,32 @@ def test_flush_keeps_partial_line_and_restarts_age() -> None:
     assert b.flush() == b"a\n"
     b.feed(b"\n")
     assert b.time_left() == pytest.approx(1.0)  # the age of 'b' counts from the flush
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=streams, start=st.integers(0, 20), n=st.integers(1, 30))
+def test_past_nth_newline_finds_the_exact_line(data: bytes, start: int, n: int) -> None:
+    from logmr.ship.batcher import _past_nth_newline
+
+    buf = bytearray(data)
+    start = min(start, len(buf))
+    found = buf.count(b"\n", start)
+    if found < n:
+        return
+    end = _past_nth_newline(buf, start, len(buf), n, found)
+    # the oracle: the first n lines after start, split out one by one
+    assert end == start + sum(len(line) + 1 for line in bytes(buf[start:]).split(b"\n")[:n])
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=streams, lim=limits, sizes=chunk_sizes)
+def test_counted_batches_say_how_many_lines_they_hold(data: bytes, lim: BatchLimits,
+                                                      sizes: list[int]) -> None:
+    batcher = Batcher(lim, clock=FakeClock())
+    got: list[tuple[bytes, int]] = []
+    for i in range(0, len(data), sizes[0]):
+        got += batcher.feed_counted(data[i:i + sizes[0]])
+    got += [batcher.flush_counted(), batcher.flush_counted(final=True)]
+    assert b"".join(batch for batch, _ in got) == data
+    for batch, lines in got:  # the oracle: lines counted the plain way
+        assert lines == batch.count(b"\n") + (0 if batch.endswith(b"\n") or not batch else 1)
