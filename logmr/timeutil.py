@@ -30,7 +30,15 @@ class ClfClock:
     def __init__(self, max_entries: int = 200_000) -> None:
         self.memo: dict[bytes, int | None] = {}
         self._max = max_entries
-        self._days: dict[bytes, int | None] = {}
+        self._minutes: dict[bytes, int | None] = {}
+
+    def make_room(self, n: int) -> bool:
+        """Empty the memo now if ``n`` more stamps would overflow it, so that none of the
+        next ``n`` calls empties it; False when ``n`` stamps cannot fit at all."""
+        if len(self.memo) + n > self._max:
+            self.memo.clear()
+            self._minutes.clear()
+        return n <= self._max
 
     def __call__(self, stamp: bytes) -> int | None:
         """Epoch seconds for one stamp, or None when it is not a valid %t."""
@@ -40,26 +48,21 @@ class ClfClock:
         value = self._fast(stamp) if len(stamp) == 26 else parse_clf(stamp.strip(b"[]"))
         if len(self.memo) >= self._max:
             self.memo.clear()
-            self._days.clear()
+            self._minutes.clear()
         self.memo[stamp] = value
         return value
 
-
     def _fast(self, stamp: bytes) -> int | None:
-        """``dd/Mon/yyyy:HH:MM:SS +zzzz``: the day is memoised, the clock part summed."""
-        day_key = stamp[:11] + stamp[20:]
-        day = self._days.get(day_key, -1)
-        if day == -1:
-            day = parse_clf(stamp[:11] + b":00:00:00" + stamp[20:])
-            self._days[day_key] = day
-        clock = stamp[12:20]
-        if day is None or stamp[11:12] != b":" or clock[2:3] != b":" or clock[5:6] != b":" or not (
-                clock[:2] + clock[3:5] + clock[6:]).isdigit():
+        """``dd/Mon/yyyy:HH:MM:SS +zzzz``: the minute (with its zone) is memoised, the
+        seconds added; anything else of that length goes to :func:`parse_clf`."""
+        key = stamp[:17] + stamp[20:]
+        base = self._minutes.get(key, -1)
+        if base == -1:
+            base = self._minutes[key] = parse_clf(stamp[:17] + b":00" + stamp[20:])
+        ss = stamp[18:20]
+        if base is None or stamp[17:18] != b":" or not ss.isdigit() or ss > b"59":
             return parse_clf(stamp)
-        hh, mm, ss = int(clock[:2]), int(clock[3:5]), int(clock[6:])
-        if hh > 23 or mm > 59 or ss > 59:
-            return None
-        return day + hh * 3600 + mm * 60 + ss
+        return base + int(ss)
 
 
 def parse_clf(stamp: bytes) -> int | None:

@@ -163,7 +163,12 @@ INT64_MAX = (1 << 63) - 1
 def _to_int(values: list[bytes]) -> list[int]:
     """Numbers of a numeric column; ``-``, anything else not a number, and numbers past
     int64 (which no column could hold) count as 0."""
-    if b"-" in values:  # Apache's "no bytes"
+    distinct = set(values)
+    if values and len(distinct) * 4 <= len(values):  # a status: few values, each read once
+        keys = list(distinct)
+        table = dict(zip(keys, _to_int(keys), strict=True))
+        return list(map(table.__getitem__, values))
+    if b"-" in distinct:  # Apache's "no bytes"
         values = [b"0" if v == b"-" else v for v in values]
     try:
         out = list(map(int, values))
@@ -234,12 +239,13 @@ def _stamps(times: list[bytes] | None, rows: list[tuple[bytes, ...]], parsed: li
     if times is None:
         stamps: list[int | None] = [None] * len(rows)
     else:
-        memo = clock.memo
-        stamps = list(map(memo.get, times))
-        if None in stamps:
-            for stamp in set(times).difference(memo):
+        new = set(times).difference(clock.memo)
+        if clock.make_room(len(new)):  # the memo is not emptied while these go in
+            for stamp in new:
                 clock(stamp)
-            stamps = list(map(memo.get, times))
+            stamps = list(map(clock.memo.get, times))
+        else:
+            stamps = list(map(clock, times))
     if all(parsed):  # every line matched the format: no time to look for in fallbacks
         return stamps
     for i, ok in enumerate(parsed):

@@ -272,6 +272,21 @@ def test_invalid_stamp_in_parsed_line_falls_back() -> None:
     assert p.ts == [T1, T1]
 
 
+@pytest.mark.parametrize("bound", [3, 5, 7])
+def test_a_full_memo_never_costs_a_line_its_time(bound: int) -> None:
+    # batches of distinct seconds through a clock whose memo fills up mid-batch (or cannot
+    # hold one batch at all): every line keeps its own time, as parse_clf reads it
+    from logmr.timeutil import parse_clf
+
+    clock = ClfClock(max_entries=bound)
+    for first in range(0, 40, 4):
+        stamps = [f"20/May/2015:12:05:{s:02d} +0000" for s in range(first, first + 4)]
+        blob = b"".join(combined(stamp=s) + b"\n" for s in stamps)
+        p = parse_batch(blob, "combined", clock=clock, now=now)
+        assert p.ts == [parse_clf(s.encode()) for s in stamps]
+        assert len(clock.memo) <= bound
+
+
 def test_shared_clock_memo_is_used() -> None:
     clock = ClfClock()
     parse_batch(L1 + b"\n", "combined", clock=clock, now=now)
@@ -331,3 +346,18 @@ def test_one_row_per_line(lines: list[bytes], fmt: str) -> None:
     assert len(p.ts) == len(lines)
     assert len(p.parsed) == len(lines)
     assert all(len(v) == len(lines) for v in p.columns.values())
+
+
+FEW = st.sampled_from([b"200", b"304", b"404", b"-", b"x1", b"0", b"9" * 19, b"12345678"])
+MANY = st.integers(0, 10**20).map(lambda n: str(n).encode())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(FEW, min_size=8, max_size=80) | st.lists(FEW | MANY, max_size=80))
+def test_numeric_columns_read_each_value_alike_whatever_their_count(values: list[bytes]
+                                                                     ) -> None:
+    from logmr.mapfn.parse import _to_int
+
+    # the oracle: a number when it is one and fits in int64, else 0
+    assert _to_int(values) == [int(v) if v.isdigit() and int(v) < 2**63 else 0
+                               for v in values]
