@@ -153,7 +153,7 @@ def cluster_phase(rf: int, log: Path, args: argparse.Namespace, goaccess_rate: f
 
         def nodes() -> dict[str, dict[str, int]]:
             # in-process, so that polling does not steal CPU from the cluster being measured
-            return cluster_status([Server("127.0.0.1", port)]).nodes
+            return cluster_status([Server("127.0.0.1", port)], replication=False).nodes
 
         wait(lambda: len(nodes()) == 2, 20, "two nodes")
         start = time.perf_counter()

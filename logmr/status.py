@@ -26,8 +26,9 @@ class ClusterStatus:
 
 
 def cluster_status(servers: list[Server], timeout: float = 10.0, *,
-                   secret: bytes | None = None) -> ClusterStatus:
-    """Ask every job server and every live node (``secret`` signs the requests)."""
+                   secret: bytes | None = None, replication: bool = True) -> ClusterStatus:
+    """Ask every job server and every live node (``secret`` signs the requests); with
+    ``replication``, also list every node's records to count the copies."""
     cluster = discover(servers)
     out = ClusterStatus()
     for server in servers:
@@ -50,7 +51,7 @@ def cluster_status(servers: list[Server], timeout: float = 10.0, *,
                 out.nodes[node.node_id] = stats
             except LogmrError as exc:
                 out.failed[node.node_id] = str(exc)
-        if cluster.nodes:
+        if cluster.nodes and replication:
             plan = plan_reads(client, cluster, None, None, timeout, secret)
             replicas = max((int(s.get("replicas", 1)) for s in out.nodes.values()), default=1)
             out.replication = replication_summary(plan, replicas)
