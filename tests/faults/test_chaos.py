@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +25,14 @@ from logmr.gearman import admin
 from tests.cluster import LocalCluster
 from tests.conftest import wait_for
 from tests.faults.conftest import SmallDisk
-from tests.faults.ledger import assert_exact, stored_count, tally, unique_lines, wait_count
+from tests.faults.ledger import (
+    PacedShip,
+    assert_exact,
+    stored_count,
+    tally,
+    unique_lines,
+    wait_count,
+)
 from tests.netns import Network
 
 pytestmark = pytest.mark.slow
@@ -197,42 +203,6 @@ def test_e_one_of_two_job_servers_killed_and_back_after_30s(
         assert_summary_exact(cluster, 200_000)
     finally:
         cluster.stop()
-
-
-class PacedShip:
-    """`logmr ship` on a pipe fed at a busy web server's pace (1000 lines every 50 ms), so
-    that a fault lands mid-ingest: it returns once ``under_way`` lines are stored."""
-
-    def __init__(self, cluster: LocalCluster, lines: list[bytes], spool: Path,
-                 under_way: int = 30_000) -> None:
-        self.proc = ship_pipe(cluster.servers, spool)
-        self.writer = threading.Thread(target=_write_all, args=(self.proc, lines, 1000, 0.05))
-        self.writer.start()
-        wait_for(lambda: stored_count(cluster) >= under_way, 60, "ingest under way")
-
-    def finish(self) -> None:
-        """Wait for the last line to be written and for ship to exit 0."""
-        self.writer.join(120)
-        assert self.proc.wait(120) == 0
-
-
-def ship_pipe(servers: str, spool: Path) -> subprocess.Popen[bytes]:
-    """`logmr ship` reading a pipe, as Apache runs it."""
-    return subprocess.Popen([sys.executable, "-m", "logmr", "ship", "--servers", servers,
-                             "--spool-dir", str(spool)], stdin=subprocess.PIPE)
-
-
-def _write_all(proc: subprocess.Popen[bytes], lines: list[bytes], chunk: int = 500,
-               pause: float = 0.0) -> None:
-    """Write every line into ship's stdin, ``chunk`` lines every ``pause`` seconds (the
-    pace of a busy web server, so that faults land mid-ingest), then close it."""
-    assert proc.stdin is not None
-    for i in range(0, len(lines), chunk):
-        proc.stdin.write(b"".join(lines[i:i + chunk]))
-        proc.stdin.flush()
-        if pause:
-            time.sleep(pause)  # pacing the input, not synchronisation
-    proc.stdin.close()
 
 
 # -- (f): a node paused during a query ----------------------------------------------------------

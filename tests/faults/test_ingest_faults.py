@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -16,31 +15,34 @@ import pytest
 
 from tests.cluster import LocalCluster
 from tests.conftest import wait_for
-from tests.faults.ledger import assert_exact, stored_count, tally, unique_lines, wait_count
+from tests.faults.ledger import (
+    PacedShip,
+    assert_exact,
+    ship_pipe,
+    stored_count,
+    tally,
+    unique_lines,
+    wait_count,
+    write_all,
+)
 
 pytestmark = pytest.mark.slow
 
 
-def ship_process(cluster: LocalCluster, spool: Path, *extra: str) -> subprocess.Popen[bytes]:
-    """`logmr ship` reading a pipe, as Apache runs it."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "logmr", "ship", "--servers", cluster.servers, "--spool-dir",
-         str(spool), *extra], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+def ship_process(cluster: LocalCluster, spool: Path) -> subprocess.Popen[bytes]:
+    """`logmr ship` reading a pipe, its errors kept for the assertion messages."""
+    return ship_pipe(cluster.servers, spool, stderr=subprocess.PIPE)
 
 
 def test_kill9_a_worker_mid_ingest(cluster_factory: Callable[..., LocalCluster],
                                    tmp_path: Path) -> None:
     cluster = cluster_factory(nodes=2)
     lines = unique_lines("k9w", 200_000)
-    path = tmp_path / "in.log"
-    path.write_bytes(b"".join(lines))
-    ship = subprocess.Popen([sys.executable, "-m", "logmr", "ship", "--servers",
-                             cluster.servers, str(path)])
-    wait_for(lambda: stored_count(cluster) >= 40_000, 60, "ingest under way")
+    ship = PacedShip(cluster, lines, tmp_path / "spool", under_way=40_000)
     cluster.stop_worker("node1", signal.SIGKILL)
     assert stored_count(cluster) < 200_000, "ingest finished before the kill"
     cluster.start_worker("node1")
-    assert ship.wait(120) == 0
+    ship.finish()
     wait_count(cluster, 200_000)
     assert_exact(tally("kill -9 a worker mid-ingest (200k lines)", cluster, lines))
 
@@ -51,7 +53,7 @@ def test_kill9_gearmand_mid_ingest(cluster_factory: Callable[..., LocalCluster],
     lines = unique_lines("k9g", 100_000)
     ship = ship_process(cluster, tmp_path / "spool")
     assert ship.stdin is not None
-    writer = threading.Thread(target=lambda: _write_all(ship, lines))
+    writer = threading.Thread(target=lambda: write_all(ship, lines))
     writer.start()
     wait_for(lambda: stored_count(cluster) >= 20_000, 60, "ingest under way")
     cluster.gearmand.kill9()
@@ -60,13 +62,6 @@ def test_kill9_gearmand_mid_ingest(cluster_factory: Callable[..., LocalCluster],
     assert ship.wait(120) == 0, ship.stderr.read() if ship.stderr else ""
     wait_count(cluster, 100_000)
     assert_exact(tally("kill -9 gearmand (sqlite queue) mid-ingest (100k)", cluster, lines))
-
-
-def _write_all(proc: subprocess.Popen[bytes], lines: list[bytes], chunk: int = 500) -> None:
-    assert proc.stdin is not None
-    for i in range(0, len(lines), chunk):
-        proc.stdin.write(b"".join(lines[i:i + chunk]))
-    proc.stdin.close()
 
 
 def test_gearmand_down_30s_while_ship_keeps_reading(
@@ -132,7 +127,7 @@ def test_kill9_ship_then_the_next_ship_sends_its_spool(cluster: LocalCluster,
     first.wait()
     cluster.gearmand.start()
     second = ship_process(cluster, spool)
-    _write_all(second, lines[20_000:])
+    write_all(second, lines[20_000:])
     assert second.wait(120) == 0
     wait_count(cluster, 30_000)
     assert_exact(tally("kill -9 ship, next ship sends its spool (30k)", cluster, lines))
