@@ -186,10 +186,10 @@ def parse_batch(blob: bytes, fmt: str, clock: ClfClock | None = None,
     clock = clock or ClfClock()
     if not blob:
         return Parsed(ts=[], columns={}, parsed=[])
-    text = blob[:-1] if blob.endswith(b"\n") else blob
-    rows = compiled.fast.findall(text)
-    if len(rows) != text.count(b"\n") + 1:
-        rows = compiled.safe.findall(text)
+    end = len(blob) - 1 if blob.endswith(b"\n") else len(blob)  # not a copy without it
+    rows = compiled.fast.findall(blob, 0, end)
+    if len(rows) != blob.count(b"\n", 0, end) + 1:
+        rows = compiled.safe.findall(blob, 0, end)
     if not rows:
         return Parsed(ts=[], columns={}, parsed=[])
     width = len(rows[0])
