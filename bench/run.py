@@ -60,12 +60,13 @@ def best_of(n: int, cmd: list[str], env: dict[str, str] | None = None
     return min(times), times[0], last
 
 
-def wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def wait(condition, timeout: float, what: str,  # type: ignore[no-untyped-def]
+         poll: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             sys.exit(f"bench: timed out waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(poll)
 
 
 def peak_rss_mb(proc: subprocess.Popen[bytes]) -> float:
@@ -148,6 +149,7 @@ def cluster_phase(rf: int, log: Path, args: argparse.Namespace, goaccess_rate: f
                 stderr=subprocess.DEVNULL))
 
         sys.path.insert(0, str(ROOT))
+        from logmr import wire
         from logmr.gearman.connection import Server
         from logmr.status import cluster_status
 
@@ -161,8 +163,16 @@ def cluster_phase(rf: int, log: Path, args: argparse.Namespace, goaccess_rate: f
         if ship.returncode != 0:
             sys.exit("bench: ship failed")
         shipped = time.perf_counter() - start
-        wait(lambda: sum(n["lines"] for n in nodes().values()) >= rf * args.lines, 600,
-             "ingest")
+        from logmr.gearman import admin
+
+        def queued() -> bool:
+            # gearmand alone answers this: the nodes are not disturbed while they store
+            return any((f.name == wire.STORE_FUNCTION or f.name.startswith("logmr.replica."))
+                       and f.total for f in admin.status(Server("127.0.0.1", port)))
+
+        # a batch's job completes once it is stored and its copies are queued
+        wait(lambda: not queued() and sum(n["lines"] for n in nodes().values())
+             >= rf * args.lines, 600, "ingest", poll=0.01)
         ingest = time.perf_counter() - start
         rate = args.lines / ingest
         print(f"RF={rf}: logmr ingest (ship -> 2 nodes, {rf} fsynced copies of every line): "
