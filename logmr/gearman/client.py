@@ -68,8 +68,9 @@ class ForegroundJob:
     """A submitted foreground job on its own connection.
 
     Iterate it for the WORK_DATA payloads as they arrive; after the iteration ends,
-    :attr:`result` holds the WORK_COMPLETE payload. WORK_FAIL and WORK_EXCEPTION raise
-    :class:`JobFailed`. ``timeout`` bounds the wait between two packets (None: forever).
+    :attr:`result` holds the WORK_COMPLETE payload. WORK_FAIL (with the reason of the
+    WORK_WARNING before it) and WORK_EXCEPTION raise :class:`JobFailed`. ``timeout``
+    bounds the wait between two packets (None: forever).
     """
 
     def __init__(
@@ -158,6 +159,9 @@ class ForegroundJob:
         if kind == T.WORK_COMPLETE:
             self._result = args[1]
         elif kind == T.WORK_FAIL:
+            if self.warnings:  # a logmr worker says why just before it fails a job
+                raise JobFailed(f"job {self.function} on {self.server} failed: "
+                                f"{_text(self.warnings[-1])}")
             raise JobFailed(f"job {self.function} {self.handle} on {self.server} failed")
         elif kind == T.WORK_EXCEPTION:
             raise JobFailed(
@@ -165,8 +169,8 @@ class ForegroundJob:
             )
         elif kind == T.WORK_STATUS:
             self.status = (int(args[1] or b"0"), int(args[2] or b"0"))
-        elif kind == T.WORK_WARNING:
-            log.warning("job %s on %s warns: %s", self.function, self.server, _text(args[1]))
+        elif kind == T.WORK_WARNING:  # kept: the reason, if WORK_FAIL follows
+            log.debug("job %s on %s warns: %s", self.function, self.server, _text(args[1]))
             self.warnings.append(args[1])
         elif kind == T.ERROR:
             raise GearmanError(f"job server {self.server} error: {_text(b' '.join(args))}")

@@ -86,8 +86,11 @@ class _Link:
 class Worker:
     """Grabs jobs from every job server and runs the registered handler for each.
 
-    A handler's return value becomes WORK_COMPLETE, an exception WORK_EXCEPTION (the job
-    is then gone for good), :class:`RetryJob` hands it back to be requeued. Several Workers
+    A handler's return value becomes WORK_COMPLETE. An exception becomes WORK_WARNING with
+    the reason, then WORK_FAIL: the job is gone for good, and every client learns it has
+    ended (gearmand 1.1.20 forwards WORK_EXCEPTION only to clients that asked for it, then
+    drops the job, so the stock ``gearman`` CLI would wait for ever). :class:`RetryJob`
+    hands the job back to be requeued. Several Workers
     may run in threads of one process; one Worker's :meth:`work` runs in one thread.
     """
 
@@ -332,13 +335,18 @@ class Worker:
             else:
                 log.exception("job %s %r failed", function, handle)
                 message = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
-            link.conn.send_packet(T.WORK_EXCEPTION, handle, message)
+            _fail(link, handle, message)
             return
         if result is None:
             result = b""
         if not isinstance(result, bytes | bytearray | memoryview):
             log.error("handler of %s returned %s, not bytes", function, type(result).__name__)
             message = f"handler returned {type(result).__name__}, not bytes".encode()
-            link.conn.send_packet(T.WORK_EXCEPTION, handle, message)
+            _fail(link, handle, message)
             return
         link.conn.send_packet(T.WORK_COMPLETE, handle, bytes(result))
+
+
+def _fail(link: _Link, handle: bytes, message: bytes) -> None:
+    """End a job as failed, saying why, in a way every client understands."""
+    link.conn.send_raw(encode(T.WORK_WARNING, handle, message) + encode(T.WORK_FAIL, handle))

@@ -4,8 +4,9 @@ One thread takes ingest jobs (``logmr.store`` and ``logger``); another answers m
 (``logmr.map.<node-id>``), each run in a forked child under a time budget, so a long
 query never stalls ingestion. Map jobs are looked up
 by name in :data:`MAP_JOBS`; nothing received is executed. With a shared secret, a batch
-or map request that is not signed with it is refused (WORK_EXCEPTION: nothing is stored)
-and logged once, and the unsignable raw ``logger`` function is not offered.
+or map request that is not signed with it is refused (WORK_FAIL, its reason in the
+WORK_WARNING before it: nothing is stored) and logged once, and the unsignable raw
+``logger`` function is not offered.
 """
 
 from __future__ import annotations
@@ -54,9 +55,21 @@ def _time_arg(args: dict[str, Any], name: str) -> int | None:
     return value
 
 
+MAX_PATTERN = 64 << 10  # bytes of a grep pattern
+
+
 def grep_query(args: dict[str, Any]) -> GrepQuery:
-    """The grep query a map request asks for."""
-    return GrepQuery(pattern=bytes(args.get("pattern", b"")), fixed=bool(args.get("fixed")),
+    """The grep query a map request asks for (its fields checked: they come off the wire)."""
+    pattern = args.get("pattern", b"")
+    if isinstance(pattern, str):
+        pattern = pattern.encode("utf-8", "surrogateescape")
+    if not isinstance(pattern, bytes):
+        raise LogmrError(f"map argument pattern must be bytes or text, not "
+                         f"{type(pattern).__name__}")
+    if len(pattern) > MAX_PATTERN:
+        raise LogmrError(f"map argument pattern is {len(pattern)} bytes long; the most is "
+                         f"{MAX_PATTERN}")
+    return GrepQuery(pattern=pattern, fixed=bool(args.get("fixed")),
                      ignore_case=bool(args.get("ignore_case")), invert=bool(args.get("invert")))
 
 
@@ -424,7 +437,7 @@ class NodeService:
 
     def _verified(self, job: Job, what: str) -> bytes:
         """The job's payload once its signature checks out; a refusal raises (the worker
-        loop logs it once and ends the job with WORK_EXCEPTION: nothing is stored)."""
+        loop logs it once and fails the job, saying why: nothing is stored)."""
         return wire.verify(job.payload, self.secret, what)
 
     def _on_store(self, job: Job) -> bytes:

@@ -57,6 +57,16 @@ def test_unknown_job_and_malformed_requests(loaded: LocalCluster) -> None:
         map_job(loaded, "node1", msgpack.packb({"v": 99, "job": "grep"}))
     with pytest.raises(JobFailed, match="invalid pattern"):
         map_job(loaded, "node1", wire.pack_request(wire.MapRequest("grep", {"pattern": b"("})))
+    # a pattern of the wrong type or size is refused before use (an int would once have
+    # become that many bytes); one sent as text, as a hand-made request may, is read
+    with pytest.raises(JobFailed, match="pattern must be bytes or text, not int"):
+        map_job(loaded, "node1", wire.pack_request(wire.MapRequest("grep", {"pattern": 10**9})))
+    with pytest.raises(JobFailed, match="pattern is 65537 bytes long"):
+        map_job(loaded, "node1", wire.pack_request(
+            wire.MapRequest("grep", {"pattern": b"x" * 65537})))
+    text = wire.pack_request(wire.MapRequest("grep", {"pattern": "GET /presentations"}))
+    assert map_job(loaded, "node1", text) == map_job(loaded, "node1", wire.pack_request(
+        wire.MapRequest("grep", {"pattern": b"GET /presentations"})))
     alive(loaded)
 
 
