@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,10 @@ from typing import Any
 
 import msgpack
 
+from logmr import private
 from logmr.errors import ConfigError, WireError
+
+log = logging.getLogger(__name__)
 
 SCHEMA = 1
 STORE_FUNCTION = "logmr.store"
@@ -234,6 +238,8 @@ def load_secret(path: str) -> bytes:
     if len(data) < MIN_SECRET_BYTES:
         raise ConfigError(f"secret file {path} holds {len(data)} bytes, too short: use at "
                           f"least {MIN_SECRET_BYTES} ({_SECRET_HINT})")
+    if private.open_to_others(path):
+        log.warning("secret file %s can be read by other users: chmod 600 %s", path, path)
     return data
 
 

@@ -21,6 +21,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from logmr import private
 from logmr.errors import LogmrError
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,8 @@ class SpoolFile:
 def open_spool_dir(path: str) -> str:
     """Create the spool directory if needed; a clear error if it cannot be used."""
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        private.make_dir(path)  # what ship spools is personal data: its owner's alone
+        private.close_tree(path, "spool dir")
         probe = os.path.join(path, f".probe-{os.getpid()}")
         with open(probe, "wb"):
             pass

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from logmr import heap
+from logmr import heap, private
 from logmr.errors import DiskUnavailable, StoreError, WireError
 from logmr.mapfn.parse import parse_batch
 from logmr.store import segment
@@ -98,8 +98,10 @@ class NodeStore:
                  min_free: str = DEFAULT_MIN_FREE) -> None:
         self.data_dir = os.path.abspath(data_dir)
         self.seg_dir = os.path.join(self.data_dir, "segments")
-        try:
-            os.makedirs(self.seg_dir, exist_ok=True)
+        try:  # it holds client IPs and user agents: its owner alone may read it
+            private.make_dir(self.data_dir)
+            private.make_dir(self.seg_dir)
+            private.close_tree(self.data_dir, "data dir")
         except OSError as exc:
             raise StoreError(f"cannot create data dir {data_dir}: {exc.strerror}") from None
         self._lock_file = self._take_lock()
@@ -141,7 +143,8 @@ class NodeStore:
 
     def _take_lock(self) -> Any:
         path = os.path.join(self.data_dir, "lock")
-        f = open(path, "a+")  # noqa: SIM115 - held open for the life of the store
+        # held open for the life of the store
+        f = os.fdopen(private.open_file(path, os.O_RDWR | os.O_CREAT), "r+")
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -163,7 +166,8 @@ class NodeStore:
         except WireError as exc:
             raise StoreError(str(exc)) from None
         if node_id != saved:
-            with open(path, "w", encoding="utf-8") as f:
+            fd = private.open_file(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(node_id + "\n")
         return node_id
 
@@ -274,7 +278,7 @@ class NodeStore:
         hold) in ``unstored/``, readable by its owner only, and say so in status: nothing
         that arrives is thrown away."""
         folder = os.path.join(self.data_dir, "unstored")
-        os.makedirs(folder, mode=0o700, exist_ok=True)
+        private.make_dir(folder)
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:120]
         path = os.path.join(folder, f"{safe}.bin")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

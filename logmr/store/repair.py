@@ -27,7 +27,7 @@ from typing import Any
 
 import msgpack
 
-from logmr import wire
+from logmr import private, wire
 from logmr.errors import LogmrError
 from logmr.gearman.client import Client, Priority
 from logmr.gearman.connection import Server
@@ -97,7 +97,8 @@ class Catalog:
                     for node, seen in self.nodes.items()}
         tmp = f"{self.path}.tmp"
         try:
-            with open(tmp, "wb") as f:
+            with os.fdopen(private.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+                           "wb") as f:
                 f.write(msgpack.packb(data, use_bin_type=True))
                 f.flush()
                 os.fsync(f.fileno())

@@ -124,3 +124,15 @@ def test_load_secret_permission_denied(tmp_path: Path) -> None:
             wire.load_secret(str(path))
     finally:
         path.chmod(0o600)
+
+
+def test_a_secret_others_can_read_is_warned_of(tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "secret"
+    path.write_bytes(SECRET)
+    path.chmod(0o600)
+    assert wire.load_secret(str(path)) == SECRET
+    assert "can be read by other users" not in caplog.text
+    path.chmod(0o644)
+    assert wire.load_secret(str(path)) == SECRET
+    assert f"secret file {path} can be read by other users: chmod 600" in caplog.text
