@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from logmr import wire
+from logmr import private, wire
 from logmr.errors import GearmanError, LogmrError
 from logmr.gearman import admin
 from logmr.gearman.connection import Server
@@ -34,11 +34,14 @@ def default_data_dir() -> str:
 
 @dataclass
 class ClusterState:
-    """What ``up`` started."""
+    """What ``up`` started; ``starts`` holds each process's start time (in clock ticks
+    since boot, from /proc), so that a pid the system gave to another process since is
+    never signalled."""
 
     port: int
     gearmand: int
     workers: list[int] = field(default_factory=list)
+    starts: dict[int, int] = field(default_factory=dict)
 
     @property
     def pids(self) -> list[int]:
@@ -69,11 +72,11 @@ def _port_free(port: int) -> bool:
 def up(data_dir: str, nodes: int, port: int, detach: bool) -> ClusterState:
     """Start gearmand and ``nodes`` workers; return once every node answers."""
     root = Path(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    private.make_dir(str(root))  # gearmand's queue holds batches: personal data
     state_file = root / STATE
     if state_file.exists():
         old = read_state(data_dir)
-        if old is not None and any(_alive(pid) for pid in old.pids):
+        if old is not None and any(_ours(pid, old) for pid in old.pids):
             raise LogmrError(f"a cluster already runs from {data_dir} (port {old.port}); stop "
                              "it with 'logmr cluster down'")
         state_file.unlink()
@@ -101,7 +104,9 @@ def up(data_dir: str, nodes: int, port: int, detach: bool) -> ClusterState:
     except BaseException:
         _stop([p.pid for p in reversed(procs)])
         raise
-    state = ClusterState(port=port, gearmand=procs[0].pid, workers=[p.pid for p in procs[1:]])
+    state = ClusterState(port=port, gearmand=procs[0].pid, workers=[p.pid for p in procs[1:]],
+                         starts={p.pid: start for p in procs
+                                 if (start := _start_time(p.pid)) is not None})
     state_file.write_text(json.dumps(asdict(state)))
     return state
 
@@ -111,7 +116,7 @@ def down(data_dir: str) -> ClusterState | None:
     state = read_state(data_dir)
     if state is None:
         return None
-    _stop(state.pids)
+    _stop([pid for pid in state.pids if _ours(pid, state)])
     (Path(data_dir) / STATE).unlink(missing_ok=True)
     return state
 
@@ -121,7 +126,8 @@ def read_state(data_dir: str) -> ClusterState | None:
     try:
         data = json.loads((Path(data_dir) / STATE).read_text())
         return ClusterState(int(data["port"]), int(data["gearmand"]),
-                            [int(p) for p in data["workers"]])
+                            [int(p) for p in data["workers"]],
+                            {int(k): int(v) for k, v in data.get("starts", {}).items()})
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as exc:
@@ -141,6 +147,24 @@ def _stop(pids: list[int], timeout: float = 20.0) -> None:
             time.sleep(0.05)  # polling a process we cannot wait() on (it is not our child)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def _start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot; None without /proc or process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _ours(pid: int, state: ClusterState) -> bool:
+    """True when ``pid`` is alive and still the process ``up`` started (where the system
+    can tell: a pid reused by another process since is left alone)."""
+    if not _alive(pid):
+        return False
+    started = state.starts.get(pid)
+    return started is None or _start_time(pid) in (None, started)
 
 
 def _alive(pid: int) -> bool:

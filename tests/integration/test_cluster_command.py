@@ -70,3 +70,33 @@ def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
         out = logmr("cluster", "up", "--background", "--port", str(busy.getsockname()[1]),
                     "--data-dir", str(tmp_path / "c"))
     assert out.returncode == 2 and b"in use" in out.stderr and out.stderr.count(b"\n") == 1
+
+
+def test_down_leaves_alone_a_process_that_took_a_recorded_pid(tmp_path: Path) -> None:
+    port = free_port()
+    data = tmp_path / "cluster"
+    out = logmr("cluster", "up", "--background", "--nodes", "1", "--port", str(port),
+                "--data-dir", str(data))
+    assert out.returncode == 0, out.stderr
+    state = json.loads((data / "cluster.json").read_text())
+    assert stat_mode(data) == 0o700  # its queue holds batches: personal data
+    # the worker dies, and the system gives its pid to someone else's process: stand in
+    # for that with a process started now, put in the state file under the old start time
+    worker = state["workers"][0]
+    os.kill(worker, signal.SIGKILL)
+    wait_for(lambda: not alive(worker), 10, "the worker to die")
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        state["starts"][str(bystander.pid)] = state["starts"].pop(str(worker))
+        state["workers"] = [bystander.pid]
+        (data / "cluster.json").write_text(json.dumps(state))
+        assert logmr("cluster", "down", "--data-dir", str(data)).returncode == 0
+        assert bystander.poll() is None, "down killed a process it did not start"
+        assert not alive(state["gearmand"])
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def stat_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
