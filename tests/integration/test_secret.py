@@ -25,6 +25,7 @@ def secret_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The cluster's secret file, also in LOGMR_SECRET_FILE for every logmr run."""
     path = tmp_path / "secret"
     path.write_bytes(SECRET + b"\n")
+    path.chmod(0o600)  # as README says: a secret others can read is warned of
     monkeypatch.setenv("LOGMR_SECRET_FILE", str(path))
     return path
 
@@ -34,6 +35,7 @@ def wrong_secret_file(tmp_path: Path) -> Path:
     """A well-formed secret file that is not the cluster's."""
     path = tmp_path / "wrong-secret"
     path.write_bytes(WRONG + b"\n")
+    path.chmod(0o600)
     return path
 
 
