@@ -26,6 +26,8 @@ from logmr.errors import ConfigError, WireError
 log = logging.getLogger(__name__)
 
 SCHEMA = 1
+MAX_HOST = 255  # characters of a batch's source host
+MAX_FORMAT = 1024  # characters of a batch's LogFormat
 STORE_FUNCTION = "logmr.store"
 LOGGER_FUNCTION = "logger"
 MAP_PREFIX = "logmr.map."
@@ -110,12 +112,17 @@ def unpack_batch(payload: bytes) -> Batch:
     """Decode and check a ``logmr.store`` payload."""
     data = _load(payload, "batch")
     try:
-        batch = Batch(check_id(data["id"], "batch id"), str(data["host"]), str(data["fmt"]),
+        batch = Batch(check_id(data["id"], "batch id"), data["host"], data["fmt"],
                       data["lines"])
     except KeyError as exc:
         raise WireError(f"malformed batch: missing {exc}") from None
     if not isinstance(batch.lines, bytes):
         raise WireError("malformed batch: lines are not bytes")
+    for name, value, most in (("host", batch.host, MAX_HOST), ("fmt", batch.fmt, MAX_FORMAT)):
+        # the format becomes a regex on the node: bounded before it is compiled
+        if not isinstance(value, str) or len(value) > most:
+            raise WireError(f"malformed batch: {name} must be text of at most {most} "
+                            "characters")
     return batch
 
 

@@ -11,7 +11,7 @@ import click
 from logmr.cli.options import secret_option, servers_option, time_range_options
 from logmr.errors import ConfigError
 from logmr.gearman.connection import Server
-from logmr.mapfn.spec import CLICK, PANELS, Filters, ReportSpec
+from logmr.mapfn.spec import CLICK, MAX_LIMIT, PANELS, Filters, ReportSpec
 from logmr.timeutil import parse_span
 
 FLAGS = {
@@ -76,7 +76,7 @@ def parse_status(text: str) -> tuple[tuple[int, int], ...]:
 @click.option("--host", "source_host", metavar="NAME",
               help="Only lines shipped from this host (ship --host).")
 @click.option("--exclude-bots", is_flag=True, help="Leave known crawlers out.")
-@click.option("--limit", default=10, show_default=True, type=click.IntRange(1),
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, MAX_LIMIT),
               help="Rows per report.")
 @click.option("--interval", default="1h", show_default=True, metavar="SPAN",
               help="Bucket of --visit-times: 10m, 1h, 1d.")

@@ -82,14 +82,73 @@ class ReportSpec:
 
     @classmethod
     def from_args(cls, args: dict[str, Any]) -> ReportSpec:
-        """Read what :meth:`to_args` wrote (checked: it came from the network)."""
-        try:
-            f = dict(args.get("filters") or {})
-            f["status"] = tuple((int(lo), int(hi)) for lo, hi in f.get("status", ()))
-            data = {k: v for k, v in args.items() if k not in PLAN_ARGS}  # see the node
-            data["filters"] = Filters(**f)
-            data["reports"] = tuple(str(r) for r in args["reports"])
-            data["funnel"] = tuple(bytes(s) for s in args.get("funnel", ()))
-            return cls(**data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"malformed report request: {exc}") from None
+        """Read what :meth:`to_args` wrote. It came from the network: every field is
+        checked for its type and bounds before use."""
+        if not isinstance(args, dict):
+            raise ConfigError("malformed report request: its arguments are not a map")
+        f = args.get("filters")
+        f = {} if f is None else f
+        if not isinstance(f, dict):
+            raise ConfigError("malformed report request: filters are not a map")
+        reports = _field(args, "reports", list, required=True)
+        if len(reports) > len(PANELS) + len(CLICK) or not all(isinstance(r, str)
+                                                              for r in reports):
+            raise ConfigError("malformed report request: reports must be a list of names")
+        status = _field(f, "status", list, default=[])
+        if len(status) > MAX_ITEMS or not all(
+                isinstance(r, list | tuple) and len(r) == 2 and all(type(x) is int for x in r)
+                for r in status):
+            raise ConfigError("malformed report request: status must be [low, high] ranges")
+        funnel = _field(args, "funnel", list, default=[])
+        if len(funnel) > MAX_ITEMS or not all(isinstance(u, bytes) and len(u) <= MAX_PATTERN
+                                              for u in funnel):
+            raise ConfigError(f"malformed report request: funnel must be at most {MAX_ITEMS} "
+                              f"URLs of at most {MAX_PATTERN} bytes")
+        filters = Filters(
+            since=_field(f, "since", int), until=_field(f, "until", int),
+            grep=_field(f, "grep", bytes, most=MAX_PATTERN),
+            url=_field(f, "url", bytes, most=MAX_PATTERN),
+            status=tuple((lo, hi) for lo, hi in status),
+            source_host=_field(f, "source_host", str, most=255),
+            exclude_bots=_field(f, "exclude_bots", bool, default=False))
+        return cls(
+            reports=tuple(reports), limit=_field(args, "limit", int, 1, MAX_LIMIT, 10),
+            interval=_field(args, "interval", int, 1, MAX_SPAN, 3600),
+            visitor_key=_field(args, "visitor_key", str, default="ip+ua", most=16),
+            session_timeout=_field(args, "session_timeout", int, 1, MAX_SPAN, 1800),
+            transitions=_field(args, "transitions", bytes, most=MAX_PATTERN),
+            funnel=tuple(funnel), paths_length=_field(args, "paths_length", int, 1, 100, 5),
+            include_static=_field(args, "include_static", bool, default=False),
+            include_bots=_field(args, "include_bots", bool, default=False),
+            filters=filters)
+
+
+MAX_LIMIT = 1_000_000  # rows per report
+MAX_SPAN = 366 * 86400  # seconds of an interval or a session timeout
+MAX_PATTERN = 64 << 10  # bytes of a pattern or a URL
+MAX_ITEMS = 64  # status ranges, funnel steps
+
+
+def _is(value: object, kind: type) -> bool:
+    # bool is an int in Python: an int field takes no bool, a bool field only a bool
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def _field(data: dict[str, Any], name: str, kind: type, lo: int | None = None,
+           hi: int | None = None, default: Any = None, *, most: int | None = None,
+           required: bool = False) -> Any:
+    """``data[name]``, checked: of ``kind`` (None when absent and allowed), an int within
+    [lo, hi], a sized value at most ``most`` long."""
+    if name not in data or data[name] is None:
+        if required:
+            raise ConfigError(f"malformed report request: {name} is missing")
+        return default
+    value: Any = data[name]
+    if not _is(value, kind):
+        raise ConfigError(f"malformed report request: {name} must be {kind.__name__}, "
+                          f"not {type(value).__name__}")
+    if kind is int and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+        raise ConfigError(f"malformed report request: {name} must be between {lo} and {hi}")
+    if most is not None and len(value) > most:
+        raise ConfigError(f"malformed report request: {name} is longer than {most}")
+    return value

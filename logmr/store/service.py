@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 def _time_arg(args: dict[str, Any], name: str) -> int | None:
     value = args.get(name)
-    if value is not None and not isinstance(value, int):
+    if value is not None and type(value) is not int:
         raise LogmrError(f"map argument {name} must be epoch seconds")
     return value
 
@@ -117,9 +117,12 @@ def map_grep(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
     rx = query.compile()
     since, until = _time_arg(args, "since"), _time_arg(args, "until")
     limit = args.get("limit")
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise LogmrError("map argument limit must be a count of lines")
     count_only = bool(args.get("count_only"))
     after = args.get("after")
-    if after is not None and not (isinstance(after, list) and len(after) == 3):
+    if after is not None and not (isinstance(after, list) and len(after) == 3 and [
+            type(x) for x in after] == [int, str, int]):
         raise LogmrError("map argument after must be [time, batch id, line]")
     wanted = chosen_records(args, store.epoch)
     total = 0

@@ -64,6 +64,12 @@ def test_unknown_job_and_malformed_requests(loaded: LocalCluster) -> None:
     with pytest.raises(JobFailed, match="pattern is 65537 bytes long"):
         map_job(loaded, "node1", wire.pack_request(
             wire.MapRequest("grep", {"pattern": b"x" * 65537})))
+    for args, message in (({"limit": "10"}, "limit must be a count"),
+                          ({"after": [1, 2, 3]}, "after must be"),
+                          ({"since": True}, "since must be epoch seconds")):
+        with pytest.raises(JobFailed, match=message):
+            map_job(loaded, "node1", wire.pack_request(
+                wire.MapRequest("grep", {"pattern": b"GET", **args})))
     text = wire.pack_request(wire.MapRequest("grep", {"pattern": "GET /presentations"}))
     assert map_job(loaded, "node1", text) == map_job(loaded, "node1", wire.pack_request(
         wire.MapRequest("grep", {"pattern": b"GET /presentations"})))

@@ -114,6 +114,15 @@ def test_batch_missing_field(field: str) -> None:
         wire.unpack_batch(msgpack.packb(payload))
 
 
+@pytest.mark.parametrize(("field", "bad"), [
+    ("host", 7), ("host", b"web1"), ("host", "w" * 256), ("fmt", ["%h"]), ("fmt", "%h " * 400),
+])
+def test_batch_host_and_format_are_bounded_text(field: str, bad: Any) -> None:
+    # the format becomes a regex on the node: anything else is refused before that
+    with pytest.raises(WireError, match=f"{field} must be text of at most"):
+        wire.unpack_batch(msgpack.packb({**GOOD_BATCH, field: bad}))
+
+
 def test_batch_lines_must_be_bytes() -> None:
     with pytest.raises(WireError, match="not bytes"):
         wire.unpack_batch(msgpack.packb({**GOOD_BATCH, "lines": "x\n"}))
