@@ -24,6 +24,25 @@ GEARMAND = shutil.which("gearmand") or "/usr/sbin/gearmand"
 R = TypeVar("R")
 
 
+@pytest.fixture(autouse=True)
+def isolated_user(tmp_path_factory: pytest.TempPathFactory,
+                  monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test, and every process it starts, runs as a user of its own: a new HOME and
+    XDG dirs, a spool in that HOME and no other LOGMR_* variable, so that no developer's
+    config, secret or spool (~/.config/logmr, /var/spool/logmr) leaks in or is adopted."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for name, sub in (("XDG_CONFIG_HOME", ".config"), ("XDG_DATA_HOME", ".local/share"),
+                      ("XDG_STATE_HOME", ".local/state"), ("XDG_CACHE_HOME", ".cache")):
+        monkeypatch.setenv(name, str(home / sub))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    for name in [n for n in os.environ if n.startswith("LOGMR_")]:
+        monkeypatch.delenv(name)
+    # root's default spool is /var/spool/logmr, the machine's own: a test's is its own
+    monkeypatch.setenv("LOGMR_SPOOL_DIR", str(home / "spool"))
+    return home
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
