@@ -149,8 +149,23 @@ def run_inline(job: Job, paths: Iterable[str], fmt: str = "combined",
         parsed = parse_batch(blob, fmt, clock)
         lines = (line for line in lines_of(parsed.columns, parsed.ts, "local")
                  if (since is None or line.ts >= since) and (until is None or line.ts < until))
-        combined.extend(map_and_combine(job, lines))
+        combined.extend(as_on_the_wire(job, map_and_combine(job, lines)))
     return reduce_pairs(job, combined)
+
+
+def as_on_the_wire(job: Job, pairs: list[Pair]) -> list[Pair]:
+    """``pairs`` as a node's answer carries them, through msgpack: tuples come back as
+    lists, and what msgpack cannot hold (a set, an object) fails here in file mode just as
+    it would on a node."""
+    from logmr import wire
+
+    try:
+        payload = wire.pack_result({"pairs": [list(pair) for pair in pairs]})
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise LogmrError(f"job {job.name!r} gives a pair that cannot travel between nodes "
+                         f"({exc}): use numbers, text, bytes, lists, tuples and maps of "
+                         "them") from None
+    return [(key, value) for key, value in wire.unpack_result(payload)["pairs"]]
 
 
 # -- loading -------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from logmr.errors import (
 from logmr.gearman.connection import Server
 from logmr.gearman.worker import Job, RetryJob, Worker
 from logmr.jobs import Job as UserJob
-from logmr.jobs import check_identity, lines_of, map_and_combine, reduce_pairs
+from logmr.jobs import as_on_the_wire, check_identity, lines_of, map_and_combine, reduce_pairs
 from logmr.mapfn import frames
 from logmr.mapfn.agents import classify_agent, is_static
 from logmr.mapfn.grep import GrepQuery, count_records, grep_hour, matching_spans
@@ -274,7 +274,7 @@ def map_run(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float,
             combined.extend(map_and_combine(user_job, lines))
     # combine again across records: fewer pairs on the wire
     regrouped = reduce_pairs(_Combining(user_job), combined)
-    return {"pairs": [list(pair) for pair in regrouped]}
+    return {"pairs": [list(pair) for pair in as_on_the_wire(user_job, regrouped)]}
 
 
 class _Combining(UserJob):

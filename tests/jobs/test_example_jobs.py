@@ -104,3 +104,33 @@ def test_jobs_across_the_cluster_and_a_changed_job_refused(
     changed_text = b"prefix = 16"
     assert not [p for p in cluster.root.rglob("*") if p.is_file()
                 and changed_text in p.read_bytes()]
+
+
+SET_JOB = '''
+from logmr.jobs import Job
+
+
+class Visitors(Job):
+    name = "visitors-as-a-set"
+    version = "1"
+
+    def mapper(self, line):
+        yield line.url, {line.host}
+
+    def reducer(self, key, values):
+        yield key, set().union(*values)
+'''
+
+
+def test_a_pair_that_cannot_cross_the_wire_fails_in_file_mode_as_on_a_node(
+        tmp_path: Path) -> None:
+    job = tmp_path / "visitors.py"
+    job.write_text(SET_JOB)
+    out = logmr("run", str(job), str(HACKERS))
+    assert out.returncode == 2, out
+    assert out.stderr.count(b"\n") == 1 and b"Traceback" not in out.stderr
+    assert b"cannot travel between nodes" in out.stderr
+    # the same job with tuples works, and its values come back as they do from a node
+    job.write_text(SET_JOB.replace("{line.host}", "(line.host,)").replace(
+        "set().union(*values)", "tuple(sorted(set().union(*values)))"))
+    assert logmr("run", str(job), str(HACKERS), "--format", "json").returncode == 0
