@@ -214,6 +214,14 @@ class Fanout:
     failed: dict[str, str] = field(default_factory=dict)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     given: dict[str, list[RecordKey]] = field(default_factory=dict)  # node -> its records
+    secret: bytes | None = None  # answers must be signed with it, for their own request
+    uniques: dict[str, str] = field(default_factory=dict)  # node -> its job's unique id
+
+    def verified(self, node_id: str, data: bytes, what: str = "map result") -> bytes:
+        """A chunk or result from ``node_id``, once its signature checks out."""
+        return verified_answer(data, self.secret, node_id, self.uniques.get(node_id, ""),
+                               what)
+
 
     @property
     def partial(self) -> bool:
@@ -226,10 +234,10 @@ class Fanout:
         job = self.jobs[node_id]
         try:
             for chunk in job:
-                for row in wire.unpack_rows(chunk):
+                for row in wire.unpack_rows(self.verified(node_id, chunk)):
                     row.append(node_id)
                     yield row
-            self.results[node_id] = wire.unpack_result(job.result)
+            self.results[node_id] = wire.unpack_result(self.verified(node_id, job.result))
         except LogmrError as exc:
             self.failed[node_id] = str(exc)
         finally:
@@ -243,20 +251,34 @@ class Fanout:
                     pass
 
 
+def verified_answer(data: bytes, secret: bytes | None, node_id: str, unique: str,
+                    what: str = "map result") -> bytes:
+    """An answer of ``node_id`` to the request ``unique``, once its signature checks out:
+    with a secret, a worker that took the node's function without it cannot answer."""
+    try:
+        return wire.verify(data, secret, what, unique.encode("latin-1"))
+    except wire.SignatureError:
+        raise wire.SignatureError(
+            f"its {what} is not signed with this client's secret for this request: if "
+            f"node {node_id} has the same secret, something else answers in its name"
+        ) from None
+
+
 def fan_out(client: Client, cluster: Cluster, request: wire.MapRequest,
             timeout: float | None = None, secret: bytes | None = None,
             extra: dict[str, dict[str, Any]] | None = None) -> Fanout:
     """Send ``request`` to every node (each on its own connection), signed with ``secret``
     when one is given; ``extra`` adds arguments for some nodes."""
     payload = wire.sign(wire.pack_request(request), secret)
-    out = Fanout(jobs={})
+    out = Fanout(jobs={}, secret=secret)
     for node in cluster.nodes:
         more = (extra or {}).get(node.node_id)
         body = payload if not more else wire.sign(wire.pack_request(
             wire.MapRequest(request.job, {**request.args, **more})), secret)
+        unique = out.uniques[node.node_id] = secrets.token_hex(16)
         try:
             out.jobs[node.node_id] = client.submit(
-                wire.map_function(node.node_id), body, unique=secrets.token_hex(16),
+                wire.map_function(node.node_id), body, unique=unique,
                 server=node.server, timeout=timeout)
         except GearmanError as exc:
             out.failed[node.node_id] = str(exc)

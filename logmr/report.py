@@ -10,11 +10,11 @@ from typing import Any
 from logmr import wire
 from logmr.errors import LogmrError
 from logmr.files import read_chunks
-from logmr.gearman.client import Client, ForegroundJob
+from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
 from logmr.mapfn.agents import classify_agent
 from logmr.mapfn.spec import ReportSpec
-from logmr.query import Coverage, Reader, coverage_of, discover, require_nodes
+from logmr.query import Coverage, Fanout, Reader, coverage_of, discover, require_nodes
 from logmr.reduce.report import Merged, panels
 
 
@@ -65,7 +65,7 @@ def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None
         while fans:
             fan = fans.pop()
             failed = dict(fan.failed)
-            _fold_all(fan.jobs, merged, failed, progress)
+            _fold_all(fan, merged, failed, progress)
             if failed:
                 sub = reader.take_over(fan, failed)
                 if sub is not None:
@@ -77,7 +77,7 @@ def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None
                         coverage_of(reader))
 
 
-def _fold_all(jobs: dict[str, ForegroundJob], merged: Merged, failed: dict[str, str],
+def _fold_all(fan: Fanout, merged: Merged, failed: dict[str, str],
               progress: Callable[[str, int, int], None] | None) -> None:
     """Read every node's answer at once (page streams as they come, then the partial),
     reporting each node's progress (hours done of hours to read) as it goes."""
@@ -87,6 +87,7 @@ def _fold_all(jobs: dict[str, ForegroundJob], merged: Merged, failed: dict[str, 
     results: dict[str, dict[str, Any]] = {}
     pages: dict[str, list[Any]] = {}  # a node's page streams count once it has finished
     heard: dict[str, float] = {}
+    jobs = fan.jobs
     with selectors.DefaultSelector() as selector:
         for node_id, job in jobs.items():
             selector.register(job.fileno(), selectors.EVENT_READ, node_id)
@@ -104,11 +105,13 @@ def _fold_all(jobs: dict[str, ForegroundJob], merged: Merged, failed: dict[str, 
                 job = jobs[node_id]
                 try:
                     for chunk in job.step():
-                        pages.setdefault(node_id, []).append(wire.unpack_frame(chunk))
+                        pages.setdefault(node_id, []).append(
+                            wire.unpack_frame(fan.verified(node_id, chunk, "page stream")))
                     if job.status is not None and progress is not None:
                         progress(node_id, *job.status)
                     if job.finished:
-                        results[node_id] = wire.unpack_result(job.result)
+                        results[node_id] = wire.unpack_result(fan.verified(node_id,
+                                                                           job.result))
                         if progress is not None:
                             progress(node_id, 1, 1)
                 except LogmrError as exc:

@@ -11,7 +11,7 @@ from logmr.errors import LogmrError
 from logmr.gearman import admin
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
-from logmr.query import Plan, discover, plan_reads
+from logmr.query import Plan, discover, plan_reads, verified_answer
 
 
 @dataclass
@@ -38,14 +38,15 @@ def cluster_status(servers: list[Server], timeout: float = 10.0, *,
     try:
         payload = wire.sign(wire.pack_request(wire.MapRequest("stats")), secret)
         for node in cluster.nodes:
+            unique = secrets.token_hex(16)
             try:
                 job = client.submit(wire.map_function(node.node_id), payload,
-                                    unique=secrets.token_hex(16), server=node.server,
-                                    timeout=timeout)
+                                    unique=unique, server=node.server, timeout=timeout)
                 with job:
                     for _ in job:
                         pass
-                    stats = wire.unpack_result(job.result)
+                    stats = wire.unpack_result(verified_answer(job.result, secret,
+                                                               node.node_id, unique, "stats"))
                 stats.pop("v", None)
                 stats["server"] = str(node.server)
                 out.nodes[node.node_id] = stats

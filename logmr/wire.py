@@ -250,23 +250,30 @@ def load_secret(path: str) -> bytes:
     return data
 
 
-def _mac(payload: bytes, secret: bytes) -> bytes:
-    return hmac.new(secret, payload, hashlib.sha256).digest()
+def _mac(payload: bytes, secret: bytes, context: bytes = b"") -> bytes:
+    mac = hmac.new(secret, digestmod=hashlib.sha256)
+    if context:  # bound to a job: the answer to one request cannot pass for another's
+        mac.update(len(context).to_bytes(2, "big") + context)
+    mac.update(payload)
+    return mac.digest()
 
 
-def sign(payload: bytes, secret: bytes | None) -> bytes:
+def sign(payload: bytes, secret: bytes | None, context: bytes = b"") -> bytes:
     """``payload`` signed with ``secret`` (HMAC-SHA256); unchanged when there is no secret.
 
-    Signing proves who sent a payload and that it is intact; it neither hides it nor stops
-    a replay. A replayed batch changes nothing (a node drops a batch id it already holds);
-    a replayed map request only reads. Map results travel unsigned.
+    Signing proves who sent a payload and that it is intact; it does not hide it. A
+    replayed batch changes nothing (a node drops a batch id it already holds); a replayed
+    map request only reads. A node signs its answers with the request's unique id as
+    ``context``, so that a worker without the secret can neither forge an answer nor
+    replay one given to another request.
     """
     if secret is None:
         return payload
-    return SIGNED_MAGIC + _mac(payload, secret) + payload
+    return SIGNED_MAGIC + _mac(payload, secret, context) + payload
 
 
-def verify(data: bytes, secret: bytes | None, what: str = "payload") -> bytes:
+def verify(data: bytes, secret: bytes | None, what: str = "payload",
+           context: bytes = b"") -> bytes:
     """The payload inside ``data``, once its signature checks out with ``secret``.
 
     With a secret, an unsigned or wrongly signed payload raises :class:`SignatureError`.
@@ -285,7 +292,7 @@ def verify(data: bytes, secret: bytes | None, what: str = "payload") -> bytes:
                              "the sender --secret-file (or LOGMR_SECRET_FILE)")
     start = len(SIGNED_MAGIC) + _MAC_BYTES
     mac, payload = data[len(SIGNED_MAGIC):start], data[start:]
-    if len(mac) != _MAC_BYTES or not hmac.compare_digest(mac, _mac(payload, secret)):
+    if len(mac) != _MAC_BYTES or not hmac.compare_digest(mac, _mac(payload, secret, context)):
         raise SignatureError(f"wrong signature on {what}: the sender's secret is not this "
                              "node's; use the same --secret-file everywhere")
     return payload

@@ -182,12 +182,15 @@ class Repairer:
 
     def _list(self, client: Client, peer: str) -> Listing | None:
         request = wire.sign(wire.pack_request(wire.MapRequest("records", {})), self.secret)
+        unique = secrets.token_hex(16)
         try:
-            with client.submit(wire.map_function(peer), request,
-                               unique=secrets.token_hex(16), timeout=self.timeout) as job:
+            with client.submit(wire.map_function(peer), request, unique=unique,
+                               timeout=self.timeout) as job:
                 for _ in job:
                     pass
-                rows = wire.unpack_result(job.result).get("records", [])
+                rows = wire.unpack_result(wire.verify(
+                    job.result, self.secret, f"listing from node {peer}",
+                    unique.encode())).get("records", [])
         except LogmrError as exc:
             log.info("repair: node %s did not list its records: %s", peer, exc)
             return None

@@ -311,6 +311,19 @@ def runs_inline(request: wire.MapRequest) -> bool:
     return False
 
 
+class _Signed:
+    """A job's replies, each WORK_DATA chunk signed (see :func:`wire.sign`)."""
+
+    def __init__(self, job: Job, secret: bytes, context: bytes) -> None:
+        self._job, self._secret, self._context = job, secret, context
+
+    def send_data(self, data: bytes) -> None:
+        self._job.send_data(wire.sign(data, self._secret, self._context))
+
+    def send_status(self, numerator: int, denominator: int) -> None:
+        self._job.send_status(numerator, denominator)
+
+
 class _Adapter:
     """A Record seen through the fields grep needs."""
 
@@ -500,14 +513,16 @@ class NodeService:
                              f"{', '.join(sorted(MAP_JOBS))}")
         started = time.monotonic()
         deadline = started + self.runner.budget
+        # with a secret, every answer is signed and bound to this request's unique id
+        context = job.unique.encode("latin-1")
+        out: Any = job if self.secret is None else _Signed(job, self.secret, context)
         if runs_inline(request):
-            result = handler(self.store, job, request.args, deadline)
+            result = handler(self.store, out, request.args, deadline)
         else:  # in a child process, under the time budget and memory limit
             result = self.runner.run(
-                lambda reply: handler(self.store, reply, request.args, deadline), job)
+                lambda reply: handler(self.store, reply, request.args, deadline), out)
         log.debug("map %s done in %.3fs", request.job, time.monotonic() - started)
-        # Results go back unsigned: the client trusts its own job server connection for them.
-        return wire.pack_result(result)
+        return wire.sign(wire.pack_result(result), self.secret, context)
 
     def start(self) -> None:
         """Start the ingest and query threads."""

@@ -163,3 +163,31 @@ def test_a_bad_secret_file_is_one_line(tmp_path: Path, command: list[str]) -> No
         assert out.returncode == 2
         assert out.stderr.count(b"\n") == 1 and needle in out.stderr, out.stderr
     assert not (tmp_path / "unused").exists()
+
+
+def test_a_worker_without_the_secret_cannot_answer_for_a_node(secure: LocalCluster) -> None:
+    import threading
+
+    from logmr.gearman.worker import Worker
+
+    submit(secure, "signed-r", LINES[:300], SECRET)
+    secure.wait_stored(300)  # on both nodes: two copies by default
+    # node1 goes away and a rogue worker, without the secret, takes its function and
+    # answers every request with a listing and a count of its own
+    secure.stop_worker("node1")
+    rogue = Worker([secure.gearmand.server], client_id="rogue")
+    answer = wire.pack_result({"count": 10**6, "records": [["signed-r", 0, 10**6, 0, 0]]})
+    rogue.register(wire.map_function("node1"), lambda job: answer)
+    thread = threading.Thread(target=rogue.work, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: any(f.name == wire.map_function("node1") and f.workers
+                             for f in admin.status(secure.gearmand.server)), 10,
+                 "the rogue worker to register")
+        out = secure.run("grep", "-c", "")
+        assert out.stdout == b"300\n", out  # node2's copy, nothing from the rogue
+        assert b"node node1" in out.stderr, out.stderr
+        assert b"something else answers in its name" in out.stderr, out.stderr
+    finally:
+        rogue.stop()
+        thread.join(10)

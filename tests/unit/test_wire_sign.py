@@ -136,3 +136,16 @@ def test_a_secret_others_can_read_is_warned_of(tmp_path: Path,
     path.chmod(0o644)
     assert wire.load_secret(str(path)) == SECRET
     assert f"secret file {path} can be read by other users: chmod 600" in caplog.text
+
+
+def test_an_answer_is_bound_to_its_request() -> None:
+    signed = wire.sign(b"result", SECRET, b"unique-of-request-1")
+    assert wire.verify(signed, SECRET, "result", b"unique-of-request-1") == b"result"
+    for other in (b"unique-of-request-2", b""):  # replayed to another request, or unbound
+        with pytest.raises(wire.SignatureError, match="wrong signature"):
+            wire.verify(signed, SECRET, "result", other)
+    # without a context the signature is the plain HMAC of the payload, as before
+    import hashlib
+    import hmac
+    mac = hmac.new(SECRET, b"payload", hashlib.sha256).digest()
+    assert wire.sign(b"payload", SECRET) == wire.SIGNED_MAGIC + mac + b"payload"
