@@ -97,12 +97,10 @@ def test_malformed_and_hostile_batches_are_refused(loaded: LocalCluster) -> None
 
 
 def test_a_regex_that_backtracks_for_ever_is_stopped(loaded: LocalCluster) -> None:
-    started = time.monotonic()
-    out = loaded.run("grep", "-c", r"(\S+\s?)+#")  # catastrophic on every long line
-    took = time.monotonic() - started
+    # catastrophic on every long line; the deadline: an answer within 15 s
+    out = loaded.run("grep", "-c", r"(\S+\s?)+#", timeout=15)
     assert out.returncode == 2
     assert b"time budget" in out.stderr and b"Traceback" not in out.stderr
-    assert took < 15
     alive(loaded)
 
 

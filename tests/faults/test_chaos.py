@@ -266,9 +266,7 @@ def test_d_a_partitioned_node_then_healed(gearmand_factory: Callable[..., Any],
         network.cut("node3")
         # queries while it is cut off: they end within their timeout, with nothing twice
         for _ in range(2):
-            started = time.monotonic()
-            out = cluster.run("grep", "--timeout", "3", "")
-            assert time.monotonic() - started < 30
+            out = cluster.run("grep", "--timeout", "3", "", timeout=30)  # the deadline
             assert out.returncode == 0, out.stderr
             got = out.stdout.split(b"\n")[:-1]
             assert len(got) == len(set(got)) <= 150_000

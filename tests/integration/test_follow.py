@@ -29,15 +29,13 @@ def test_follow_shows_new_lines_within_two_seconds(cluster: LocalCluster) -> Non
                                   cluster.servers, "--spool-dir", str(cluster.root / "sp")],
                                  input=b"".join(lines), check=True, capture_output=True)
         assert shipped.returncode == 0
-        sent = time.monotonic()
+        deadline = time.monotonic() + 2.0  # new lines show within 2 s
         got = b""
-        while got.count(b"\n") < 3 and time.monotonic() - sent < 5:
+        while got.count(b"\n") < 3 and time.monotonic() < deadline:
             ready, _, _ = select.select([follow.stdout], [], [], 0.1)
             if ready:
                 got += follow.stdout.read1(65536)  # type: ignore[attr-defined]
-        took = time.monotonic() - sent
         assert got.splitlines() == [x.rstrip(b"\n") for x in lines], got
-        assert took < 2.0, took
     finally:
         follow.send_signal(signal.SIGINT)
         assert follow.wait(10) == 0
