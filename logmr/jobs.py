@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from logmr.errors import ConfigError, LogmrError
+from logmr.timeutil import in_span
 
 Pair = tuple[Any, Any]
 
@@ -148,7 +149,7 @@ def run_inline(job: Job, paths: Iterable[str], fmt: str = "combined",
     for blob in read_chunks(paths):
         parsed = parse_batch(blob, fmt, clock)
         lines = (line for line in lines_of(parsed.columns, parsed.ts, "local")
-                 if (since is None or line.ts >= since) and (until is None or line.ts < until))
+                 if in_span(line.ts, since, until))
         combined.extend(as_on_the_wire(job, map_and_combine(job, lines)))
     return reduce_pairs(job, combined)
 

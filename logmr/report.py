@@ -12,7 +12,7 @@ from logmr.errors import LogmrError
 from logmr.files import read_chunks
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
-from logmr.mapfn.agents import classify_agent
+from logmr.mapfn.agents import is_bot
 from logmr.mapfn.spec import ReportSpec
 from logmr.query import Coverage, Fanout, Reader, coverage_of, discover, require_nodes
 from logmr.reduce.report import Merged, panels
@@ -36,10 +36,6 @@ def finalize(merged: Merged, spec: ReportSpec) -> dict[str, Any]:
 
         data.update(click_reports(merged.pages, spec))
     return data
-
-
-def _is_bot(ua: bytes) -> bool:
-    return classify_agent(ua).bot is not None
 
 
 # -- the cluster --------------------------------------------------------------------------
@@ -141,7 +137,7 @@ def file_report(paths: Iterable[str], spec: ReportSpec, fmt: str = "combined") -
     if not merged.nodes:
         from logmr.mapfn import frames
 
-        merged.add(map_report(frames.empty_frame(), 0, spec, _is_bot, is_static))
+        merged.add(map_report(frames.empty_frame(), 0, spec, is_bot, is_static))
     return ReportResult(finalize(merged, spec))
 
 
@@ -161,5 +157,5 @@ def map_file_chunk(blob: bytes, spec: ReportSpec, fmt: str) -> dict[str, Any]:
         rx = GrepQuery(spec.filters.grep).compile()
         keep = [i for i, _, _ in matching_spans(blob, rx)]
         frame = frame.filter(pl.col("line").is_in(keep))
-    frame = apply_filters(frame, spec.filters, _is_bot)
-    return map_report(frame, bad, spec, _is_bot, is_static)
+    frame = apply_filters(frame, spec.filters, is_bot)
+    return map_report(frame, bad, spec, is_bot, is_static)

@@ -11,6 +11,7 @@ from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
 from logmr.mapfn.grep import GrepQuery
 from logmr.query import Coverage, Reader, coverage_of, discover, require_nodes
+from logmr.timeutil import in_span
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def grep_file_chunk(blob: bytes, request: GrepRequest, fmt: str
     found = []
     for idx, start, end in selected_spans(blob, request.query.compile(), request.query.invert):
         t = ts[idx]
-        if (since is None or t >= since) and (until is None or t < until):
+        if in_span(t, since, until):
             found.append((t, idx, blob[start:end]))
     return len(ts), found
 

@@ -132,6 +132,19 @@ def format_epoch(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def in_span(t: int, since: int | None, until: int | None) -> bool:
+    """True when ``t`` lies in [since, until) (an open end where None): what every
+    --since/--until keeps."""
+    return (since is None or t >= since) and (until is None or t < until)
+
+
+def overlaps(t0: int, t1: int, since: int | None, until: int | None) -> bool:
+    """True when some of [t0, t1] (a record's first and last time) may lie in
+    [since, until): exact unless the span is empty. A record it keeps still has its lines
+    filtered one by one with :func:`in_span`."""
+    return (since is None or t1 >= since) and (until is None or t0 < until)
+
+
 def hour_of(epoch: int) -> int:
     """The start of the UTC hour holding ``epoch`` (the storage partition key)."""
     return epoch - epoch % 3600

@@ -302,3 +302,8 @@ def status_class(status: int) -> str:
     if 100 <= status <= 599:
         return f"{status // 100}xx"
     return "Unknown"
+
+
+def is_bot(ua: bytes) -> bool:
+    """True for a known crawler's user agent."""
+    return classify_agent(ua).bot is not None

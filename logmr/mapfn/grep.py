@@ -14,6 +14,7 @@ from typing import Protocol, TypeVar
 
 from logmr.errors import ConfigError
 from logmr.mapfn.pattern import can_match_newline
+from logmr.timeutil import in_span
 
 
 @dataclass(frozen=True)
@@ -135,11 +136,11 @@ def grep_hour(records: Iterable[GrepRecord], rx: re.Pattern[bytes], invert: bool
     for rec in records:
         blob = rec.lines()
         ts = rec.ts()
-        whole = (since is None or rec.t0 >= since) and (until is None or rec.t1 < until)
+        whole = in_span(rec.t0, since, until) and in_span(rec.t1, since, until)
         bid, host = rec.batch_id, rec.host
         for idx, start, end in selected_spans(blob, rx, invert):
             t = ts[idx]
-            if whole or ((since is None or t >= since) and (until is None or t < until)):
+            if whole or in_span(t, since, until):
                 rows.append((t, bid, idx, host, blob[start:end]))
     rows.sort()
     return rows
@@ -153,7 +154,7 @@ def count_records(records: Iterable[R], rx: re.Pattern[bytes], invert: bool,
     """How many lines of each record match, reading times only where the range needs it."""
     counter = line_counter(rx)
     for rec in records:
-        if (since is None or rec.t0 >= since) and (until is None or rec.t1 < until):
+        if in_span(rec.t0, since, until) and in_span(rec.t1, since, until):
             yield rec, count_matching(rec.lines(), rx, invert, counter)
         else:
             yield rec, len(grep_hour([rec], rx, invert, since, until))

@@ -28,7 +28,7 @@ from logmr.mapfn.parse import parse_batch
 from logmr.store import segment
 from logmr.store.disk import DEFAULT_MIN_FREE, FULL_ERRNOS, Watermark
 from logmr.store.segment import Location, RecordMeta, SegmentWriter
-from logmr.timeutil import ClfClock, hour_of
+from logmr.timeutil import ClfClock, hour_of, overlaps
 from logmr.wire import Batch, check_id
 
 log = logging.getLogger(__name__)
@@ -455,8 +455,7 @@ class NodeStore:
                 copies = [(m.batch_id, m.part) in self._copies for _, m in entries]
             chosen = [Record(self, loc, meta, seq, copy)
                       for (loc, meta), seq, copy in zip(entries, seqs, copies, strict=True)
-                      if (since is None or meta.t1 >= since)
-                      and (until is None or meta.t0 < until)]
+                      if overlaps(meta.t0, meta.t1, since, until)]
             if chosen:
                 yield hour, chosen
 

@@ -33,6 +33,7 @@ from logmr.gearman.client import Client, Priority
 from logmr.gearman.connection import Server
 from logmr.store.node import NodeStore
 from logmr.store.replication import copy_unique, live_nodes, rendezvous
+from logmr.timeutil import overlaps
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class Catalog:
         skip = set(live)
         with self._lock:
             return {node: [[b, p, n] for (b, p), (n, t0, t1) in seen.records.items()
-                           if (since is None or t1 >= since) and (until is None or t0 < until)]
+                           if overlaps(t0, t1, since, until)]
                     for node, seen in self.nodes.items() if node not in skip}
 
 

@@ -34,7 +34,7 @@ from logmr.gearman.worker import Job, RetryJob, Worker
 from logmr.jobs import Job as UserJob
 from logmr.jobs import as_on_the_wire, check_identity, lines_of, map_and_combine, reduce_pairs
 from logmr.mapfn import frames
-from logmr.mapfn.agents import classify_agent, is_static
+from logmr.mapfn.agents import is_bot, is_static
 from logmr.mapfn.grep import GrepQuery, count_records, grep_hour, matching_spans
 from logmr.mapfn.pattern import runs_in_linear_time
 from logmr.mapfn.report import Combiner, apply_filters, page_stream
@@ -44,6 +44,7 @@ from logmr.store.node import NodeStore, Record, StoreResult
 from logmr.store.repair import DEFAULT_EVERY, DEFAULT_RATE, Catalog, Repairer
 from logmr.store.replication import DEFAULT_REPLICAS, Replicator
 from logmr.store.runner import MapRunner, Reply
+from logmr.timeutil import in_span
 
 log = logging.getLogger(__name__)
 
@@ -185,11 +186,6 @@ def map_stats(store: NodeStore, job: Reply, args: dict[str, Any], deadline: floa
     return stats
 
 
-def is_bot(ua: bytes) -> bool:
-    """True for a known crawler's user agent."""
-    return classify_agent(ua).bot is not None
-
-
 FRAME = 3  # the cache slot of a record's report frame (segment parts are 0-2)
 
 
@@ -270,7 +266,7 @@ def map_run(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float,
             if not wanted(record):
                 continue
             lines = (line for line in lines_of(record.columns(), record.ts(), record.meta.host)
-                     if (since is None or line.ts >= since) and (until is None or line.ts < until))
+                     if in_span(line.ts, since, until))
             combined.extend(map_and_combine(user_job, lines))
     # combine again across records: fewer pairs on the wire
     regrouped = reduce_pairs(_Combining(user_job), combined)

@@ -182,3 +182,20 @@ def test_hour_of_is_the_start_of_the_utc_hour(epoch: int) -> None:
 
 def test_format_epoch() -> None:
     assert format_epoch(EPOCH) == "2015-05-17T10:05:03Z"
+
+
+@given(t=st.integers(0, 100), since=st.none() | st.integers(0, 100),
+       until=st.none() | st.integers(0, 100), t1=st.integers(0, 100))
+def test_spans_as_every_filter_reads_them(t: int, since: int | None, until: int | None,
+                                          t1: int) -> None:
+    from logmr.timeutil import in_span, overlaps
+
+    lo = float("-inf") if since is None else since
+    hi = float("inf") if until is None else until
+    assert in_span(t, since, until) == (lo <= t < hi)
+    first, last = min(t, t1), max(t, t1)
+    # some second of [first, last] lies in [since, until) (an empty span may still read
+    # the record: its lines are filtered one by one after)
+    if lo < hi:
+        assert overlaps(first, last, since, until) == any(
+            lo <= x < hi for x in range(first, last + 1))
