@@ -222,7 +222,6 @@ class Fanout:
         return verified_answer(data, self.secret, node_id, self.uniques.get(node_id, ""),
                                what)
 
-
     @property
     def partial(self) -> bool:
         """True when some node's answer is missing."""

@@ -46,9 +46,7 @@ class ClfClock:
         if got != -1:
             return got
         value = self._fast(stamp) if len(stamp) == 26 else parse_clf(stamp.strip(b"[]"))
-        if len(self.memo) >= self._max:
-            self.memo.clear()
-            self._minutes.clear()
+        self.make_room(1)
         self.memo[stamp] = value
         return value
 

@@ -90,8 +90,8 @@ class Worker:
     the reason, then WORK_FAIL: the job is gone for good, and every client learns it has
     ended (gearmand 1.1.20 forwards WORK_EXCEPTION only to clients that asked for it, then
     drops the job, so the stock ``gearman`` CLI would wait for ever). :class:`RetryJob`
-    hands the job back to be requeued. Several Workers
-    may run in threads of one process; one Worker's :meth:`work` runs in one thread.
+    hands the job back to be requeued. Several Workers may run in threads of one process;
+    one Worker's :meth:`work` runs in one thread.
     """
 
     def __init__(

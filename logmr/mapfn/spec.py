@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from logmr.errors import ConfigError
+from logmr.wire import MAX_HOST
 
 KMV = 128
 PANELS = ("summary", "top_urls", "pages", "static", "not_found", "hosts", "os", "browsers",
@@ -104,23 +105,10 @@ class ReportSpec:
                                               for u in funnel):
             raise ConfigError(f"malformed report request: funnel must be at most {MAX_ITEMS} "
                               f"URLs of at most {MAX_PATTERN} bytes")
-        filters = Filters(
-            since=_field(f, "since", int), until=_field(f, "until", int),
-            grep=_field(f, "grep", bytes, most=MAX_PATTERN),
-            url=_field(f, "url", bytes, most=MAX_PATTERN),
-            status=tuple((lo, hi) for lo, hi in status),
-            source_host=_field(f, "source_host", str, most=255),
-            exclude_bots=_field(f, "exclude_bots", bool, default=False))
-        return cls(
-            reports=tuple(reports), limit=_field(args, "limit", int, 1, MAX_LIMIT, 10),
-            interval=_field(args, "interval", int, 1, MAX_SPAN, 3600),
-            visitor_key=_field(args, "visitor_key", str, default="ip+ua", most=16),
-            session_timeout=_field(args, "session_timeout", int, 1, MAX_SPAN, 1800),
-            transitions=_field(args, "transitions", bytes, most=MAX_PATTERN),
-            funnel=tuple(funnel), paths_length=_field(args, "paths_length", int, 1, 100, 5),
-            include_static=_field(args, "include_static", bool, default=False),
-            include_bots=_field(args, "include_bots", bool, default=False),
-            filters=filters)
+        filters = Filters(status=tuple((lo, hi) for lo, hi in status),
+                          **_checked(f, FILTER_FIELDS))
+        return cls(reports=tuple(reports), funnel=tuple(funnel), filters=filters,
+                   **_checked(args, SPEC_FIELDS))
 
 
 MAX_LIMIT = 1_000_000  # rows per report
@@ -132,6 +120,33 @@ MAX_ITEMS = 64  # status ranges, funnel steps
 def _is(value: object, kind: type) -> bool:
     # bool is an int in Python: an int field takes no bool, a bool field only a bool
     return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+# field -> (type, least, most) of a value off the wire: for an int its range, for a sized
+# value its greatest length; a field left out (or None) keeps the dataclass's default
+SPEC_FIELDS: dict[str, tuple[type, int | None, int | None]] = {
+    "limit": (int, 1, MAX_LIMIT), "interval": (int, 1, MAX_SPAN),
+    "visitor_key": (str, None, 16), "session_timeout": (int, 1, MAX_SPAN),
+    "transitions": (bytes, None, MAX_PATTERN), "paths_length": (int, 1, 100),
+    "include_static": (bool, None, None), "include_bots": (bool, None, None)}
+FILTER_FIELDS: dict[str, tuple[type, int | None, int | None]] = {
+    "since": (int, None, None), "until": (int, None, None),
+    "grep": (bytes, None, MAX_PATTERN), "url": (bytes, None, MAX_PATTERN),
+    "source_host": (str, None, MAX_HOST), "exclude_bots": (bool, None, None)}
+
+
+def _checked(data: dict[str, Any], rules: dict[str, tuple[type, int | None, int | None]]
+             ) -> dict[str, Any]:
+    """The fields of ``data`` that ``rules`` name and that are given, each checked."""
+    out = {}
+    for name, (kind, lo, hi) in rules.items():
+        if kind is int:
+            value = _field(data, name, kind, lo, hi)
+        else:
+            value = _field(data, name, kind, most=hi)
+        if value is not None:
+            out[name] = value
+    return out
 
 
 def _field(data: dict[str, Any], name: str, kind: type, lo: int | None = None,

@@ -281,7 +281,7 @@ class NodeStore:
         private.make_dir(folder)
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:120]
         path = os.path.join(folder, f"{safe}.bin")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = private.open_file(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
             view = memoryview(payload)
             while view:

@@ -38,7 +38,7 @@ from logmr.mapfn.agents import is_bot, is_static
 from logmr.mapfn.grep import GrepQuery, count_records, grep_hour, matching_spans
 from logmr.mapfn.pattern import runs_in_linear_time
 from logmr.mapfn.report import Combiner, apply_filters, page_stream
-from logmr.mapfn.spec import ReportSpec
+from logmr.mapfn.spec import MAX_PATTERN, ReportSpec
 from logmr.store import disk
 from logmr.store.node import NodeStore, Record, StoreResult
 from logmr.store.repair import DEFAULT_EVERY, DEFAULT_RATE, Catalog, Repairer
@@ -54,9 +54,6 @@ def _time_arg(args: dict[str, Any], name: str) -> int | None:
     if value is not None and type(value) is not int:
         raise LogmrError(f"map argument {name} must be epoch seconds")
     return value
-
-
-MAX_PATTERN = 64 << 10  # bytes of a grep pattern
 
 
 def grep_query(args: dict[str, Any]) -> GrepQuery:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.cluster import HACKERS, logmr
 from tests.conftest import free_port, wait_for
@@ -23,13 +24,18 @@ def alive(pid: int) -> bool:
     return not (status.exists() and "\nState:\tZ" in status.read_text())
 
 
-def test_background_up_then_down(tmp_path: Path) -> None:
+def up_in_background(tmp_path: Path, nodes: int) -> tuple[int, Path, dict[str, Any]]:
+    """`logmr cluster up --background`: its port, data dir and state file."""
     port = free_port()
     data = tmp_path / "cluster"
-    out = logmr("cluster", "up", "--background", "--nodes", "2", "--port", str(port),
+    out = logmr("cluster", "up", "--background", "--nodes", str(nodes), "--port", str(port),
                 "--data-dir", str(data))
     assert out.returncode == 0, out.stderr
-    state = json.loads((data / "cluster.json").read_text())
+    return port, data, json.loads((data / "cluster.json").read_text())
+
+
+def test_background_up_then_down(tmp_path: Path) -> None:
+    port, data, state = up_in_background(tmp_path, 2)
     pids = [state["gearmand"], *state["workers"]]
     assert len(pids) == 3 and all(alive(p) for p in pids)
     servers = f"127.0.0.1:{port}"
@@ -73,12 +79,7 @@ def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_down_leaves_alone_a_process_that_took_a_recorded_pid(tmp_path: Path) -> None:
-    port = free_port()
-    data = tmp_path / "cluster"
-    out = logmr("cluster", "up", "--background", "--nodes", "1", "--port", str(port),
-                "--data-dir", str(data))
-    assert out.returncode == 0, out.stderr
-    state = json.loads((data / "cluster.json").read_text())
+    _, data, state = up_in_background(tmp_path, 1)
     assert stat_mode(data) == 0o700  # its queue holds batches: personal data
     # the worker dies, and the system gives its pid to someone else's process: stand in
     # for that with a process started now, put in the state file under the old start time
