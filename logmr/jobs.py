@@ -60,6 +60,7 @@ class Job:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     fingerprint: ClassVar[str] = ""  # set when loaded from a file: a hash of its source
+    path: ClassVar[str | None] = None  # the file it was loaded from
 
     def mapper(self, line: Line) -> Iterator[Pair]:
         """Pairs for one line."""
@@ -192,6 +193,7 @@ def load_job(path: str | os.PathLike[str]) -> Job:
         raise ConfigError(f"{path} must define exactly one Job subclass with a name")
     cls = found[0]
     cls.fingerprint = hashlib.sha256(source).hexdigest()[:16]
+    cls.path = str(path.resolve())  # a node's map process loads it again from here
     return cls()
 
 

@@ -17,6 +17,7 @@ from logmr.errors import ConfigError
 from logmr.gearman.connection import Server
 from logmr.jobs import load_jobs_dir
 from logmr.mapfn.parse import compile_format
+from logmr.store import mapjobs
 from logmr.store.disk import DEFAULT_MIN_FREE, parse_min_free
 from logmr.store.node import DEFAULT_CACHE_MB, NodeStore
 from logmr.store.repair import DEFAULT_EVERY, DEFAULT_RATE
@@ -98,7 +99,7 @@ def command(data_dir: str, node_id: str | None, servers: list[Server], secret: b
     compile_format(log_format)
     store = NodeStore(data_dir, node_id, cache_bytes=cache_mb << 20, min_free=min_free)
     runner = MapRunner(budget=map_budget, memory_limit=map_memory_mb << 20,
-                       fork_lock=lambda: store.lock)
+                       preload=[mapjobs.__name__])
     jobs = load_jobs_dir(jobs_dir) if jobs_dir else {}
     service = NodeService(store, servers, log_format=log_format, host=socket.gethostname(),
                           secret=secret, runner=runner, jobs=jobs, replicas=replicas,

@@ -20,7 +20,7 @@ from array import array
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from logmr import heap, private
 from logmr.errors import DiskUnavailable, StoreError, WireError
@@ -67,11 +67,17 @@ class _Pending:
     ts: list[int] | None
 
 
+class Holder(Protocol):
+    """What a record is read through: a node's store (cached) or a snapshot of it."""
+
+    def cached(self, record: Record, part: int) -> bytes | array[int]: ...
+
+
 @dataclass(frozen=True)
 class Record:
     """A stored record as queries see it: its meta and a way to read it (cached)."""
 
-    node: NodeStore
+    node: Holder
     loc: Location
     meta: RecordMeta
     seq: int = 0  # the order the node came to hold it: a listing says "up to seq N"
@@ -520,10 +526,11 @@ class NodeStore:
             self._evicted = 0
         _trim_heap()
 
-    @property
-    def lock(self) -> threading.Lock:
-        """Held while the index or the cache change: hold it to fork a consistent copy."""
-        return self._lock
+    def snapshot(self, since: int | None = None, until: int | None = None) -> Snapshot:
+        """Where the records that may hold lines in [since, until) lie now, for a map job
+        in another process to read them from disk."""
+        return Snapshot(self.epoch, [(hour, [(r.loc, r.meta, r.seq, r.copy) for r in records])
+                                     for hour, records in self.records(since, until)])
 
     def _ingest_rate(self) -> float:
         """Lines per second stored over the last minute."""
@@ -557,6 +564,37 @@ class NodeStore:
             "taking_batches": self.refusing is None,
             "refusing": self.refusing,
         }
+
+
+@dataclass
+class Snapshot:
+    """A node's records as they were listed (sent to a map job's process, which reads them
+    from the segments: they are only ever appended to), read like the node's store."""
+
+    epoch: str
+    hours: list[tuple[int, list[tuple[Location, RecordMeta, int, bool]]]]
+
+    def records(self, since: int | None = None, until: int | None = None
+                ) -> Iterator[tuple[int, list[Record]]]:
+        """As :meth:`NodeStore.records`."""
+        for hour, entries in self.hours:
+            if until is not None and hour >= until:
+                break
+            chosen = [Record(self, loc, meta, seq, copy) for loc, meta, seq, copy in entries
+                      if overlaps(meta.t0, meta.t1, since, until)]
+            if chosen:
+                yield hour, chosen
+
+    def cached(self, record: Record, part: int) -> bytes | array[int]:
+        """A part of a record, from the disk (a map job's process keeps no cache)."""
+        if part == segment.LINES:
+            return segment.decode_lines(record.loc, record.meta)
+        return segment.decode_ts(record.loc, record.meta)
+
+    def memo(self, record: Record, kind: int, build: Callable[[], T], size: Callable[[T], int]
+             ) -> T:
+        """As :meth:`NodeStore.memo`, without keeping anything."""
+        return build()
 
 
 def _default_node_id() -> str:

@@ -1,25 +1,31 @@
-"""Run a map job in a forked child process, under a time budget and a memory limit.
+"""Run a map job in a process of its own, under a time budget and a memory limit.
 
-The child sees the node's data as it was at the fork (copy-on-write, block cache
-included) and streams its results back through a pipe; this process relays them to the
-job server. A job that runs past its budget (a regex that backtracks for ever) or past
-its memory limit is killed, and its client gets an error, while ingestion on the node
-never waited for it: the child has its own interpreter lock.
+The node is a threaded process (Gearman loops, repair, polars' thread pool), and a child
+forked from it could inherit a lock some other thread held at the fork. So a map job runs
+in a fresh interpreter instead (multiprocessing's spawn: fork and exec, nothing
+inherited), one job per process. A spare is started ahead of the next job, with the map
+code already imported, so a job does not wait for an interpreter to start. The job reads
+the node's data from disk, by the record locations the node hands it (see
+:class:`logmr.store.node.Snapshot`), and streams its results back through a pipe; this
+process relays them to the job server. A job that runs past its budget (a regex that
+backtracks for ever) or past its memory limit is killed, and its client gets an error,
+while ingestion on the node never waited for it.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import multiprocessing
 import os
 import resource
-import select
 import signal
-import struct
 import threading
 import time
 import traceback
-from collections.abc import Callable
-from contextlib import AbstractContextManager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 import msgpack
@@ -27,115 +33,154 @@ import msgpack
 from logmr.errors import LogmrError
 
 log = logging.getLogger(__name__)
-FRAME = struct.Struct(">cI")
-DATA, STATUS, RESULT, ERROR = b"D", b"S", b"R", b"E"
+DATA, STATUS, RESULT, ERROR = b"D", b"S", b"R", b"E"  # the first byte of each message
 
 
 class Reply(Protocol):
-    """Where a map job sends what it finds: a Gearman job, or the pipe to the parent."""
+    """Where a map job sends what it finds: a Gearman job, or the pipe to the node."""
 
     def send_data(self, data: bytes) -> None: ...
     def send_status(self, numerator: int, denominator: int) -> None: ...
 
 
-MapHandler = Callable[[Reply], dict[str, Any]]
+# a module-level function (it is pickled by name): (reply, *args) -> the job's result
+MapFunction = Callable[..., dict[str, Any]]
 
 
 class _PipeReply:
-    """The child's end: frames on a pipe."""
+    """The job's end: one message per frame on the pipe."""
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def _frame(self, kind: bytes, payload: bytes) -> None:
-        view = memoryview(FRAME.pack(kind, len(payload)) + payload)
-        while view:
-            view = view[os.write(self.fd, view):]
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
 
     def send_data(self, data: bytes) -> None:
-        self._frame(DATA, data)
+        self.conn.send_bytes(DATA + data)
 
     def send_status(self, numerator: int, denominator: int) -> None:
-        self._frame(STATUS, msgpack.packb([numerator, denominator]))
+        self.conn.send_bytes(STATUS + msgpack.packb([numerator, denominator]))
+
+
+class _Spare:
+    """A started process waiting for one job."""
+
+    def __init__(self, process: Any, conn: Connection) -> None:
+        self.process, self.conn = process, conn
+
+    def end(self) -> None:
+        self.conn.close()
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
 
 
 class MapRunner:
-    """Forks one child per map job and relays what it sends."""
+    """Runs each map job in a spawned process and relays what it sends."""
 
     def __init__(self, budget: float = 60.0, memory_limit: int | None = 2 << 30,
-                 fork_lock: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
+                 preload: Sequence[str] = ()) -> None:
         self.budget = budget
         self.memory_limit = memory_limit
-        self._fork_lock = fork_lock or threading.Lock
+        self.preload = tuple(preload)  # modules the spare imports before it waits
+        self._context = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._spare: _Spare | None = None
 
-    def run(self, handler: MapHandler, reply: Reply) -> dict[str, Any]:
-        """Run ``handler`` in a child; returns its result or raises LogmrError."""
-        read_fd, write_fd = os.pipe()
-        with self._fork_lock():
-            pid = os.fork()
-        if pid == 0:  # the child: never returns
-            os.close(read_fd)
-            self._child(handler, write_fd)
-        os.close(write_fd)
-        try:
-            return self._relay(pid, read_fd, reply)
-        finally:
-            os.close(read_fd)
-            _reap(pid)
+    def _start(self) -> _Spare:
+        ours, theirs = self._context.Pipe(duplex=True)
+        process = self._context.Process(target=_serve_one, name="logmr-map", daemon=True,
+                                        args=(theirs, self.memory_limit, self.preload))
+        process.start()
+        theirs.close()
+        return _Spare(process, ours)
 
-    def _child(self, handler: MapHandler, fd: int) -> None:
-        code = 0
-        out = _PipeReply(fd)
-        try:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            if self.memory_limit:
-                limit = _address_space() + self.memory_limit
-                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-            result = handler(out)
-            out._frame(RESULT, msgpack.packb(result, use_bin_type=True))
-        except LogmrError as exc:
-            out._frame(ERROR, str(exc).encode())
-        except MemoryError:
-            out._frame(ERROR, b"map job ran out of its memory limit; narrow the query "
-                              b"(--since/--until, --limit)")
-        except BaseException as exc:  # noqa: BLE001 - report, then die
-            out._frame(ERROR, f"internal error in map job: {type(exc).__name__}: {exc}".encode())
-            traceback.print_exc()
-            code = 1
-        finally:
-            os._exit(code)
+    def prepare(self) -> None:
+        """Start a spare now, so that the first job does not wait for it."""
+        with self._lock:
+            if self._spare is None:
+                self._spare = self._start()
 
-    def _relay(self, pid: int, fd: int, reply: Reply) -> dict[str, Any]:
+    def _take(self) -> _Spare:
+        """The spare (started now if there is none), and a new spare for the next job."""
+        with self._lock:
+            spare = self._spare or self._start()
+            self._spare = self._start()
+        return spare
+
+    def run(self, fn: MapFunction, args: tuple[Any, ...], reply: Reply) -> dict[str, Any]:
+        """``fn(reply, *args)`` in a process of its own; its result, or LogmrError."""
+        spare = self._take()
         deadline = time.monotonic() + self.budget
-        buf = bytearray()
+        try:
+            try:
+                spare.conn.send((fn, args))
+            except (OSError, ValueError) as exc:
+                raise LogmrError(f"map job could not start ({exc}); the node's map process "
+                                 f"{_how_it_ended(spare.process)}") from None
+            return self._relay(spare, reply, deadline)
+        finally:
+            spare.end()
+
+    def _relay(self, spare: _Spare, reply: Reply, deadline: float) -> dict[str, Any]:
         while True:
             left = deadline - time.monotonic()
-            ready = select.select([fd], [], [], max(0.0, left))[0] if left > 0 else []
-            if not ready:
-                os.kill(pid, signal.SIGKILL)
+            if left <= 0 or not spare.conn.poll(left):
+                spare.process.kill()
                 raise LogmrError(f"map job exceeded its time budget of {self.budget:g} s and "
                                  "was stopped; narrow it with --since/--until or a simpler "
                                  "pattern")
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                raise LogmrError(f"map job died ({_how_it_ended(pid)}) before answering")
-            buf += chunk
-            while len(buf) >= FRAME.size:
-                kind, length = FRAME.unpack_from(buf)
-                if len(buf) < FRAME.size + length:
-                    break
-                payload = bytes(buf[FRAME.size:FRAME.size + length])
-                del buf[:FRAME.size + length]
-                if kind == DATA:
-                    reply.send_data(payload)
-                elif kind == STATUS:
-                    reply.send_status(*msgpack.unpackb(payload))
-                elif kind == RESULT:
-                    result: dict[str, Any] = msgpack.unpackb(payload, raw=False)
-                    return result
-                else:
-                    raise LogmrError(payload.decode("utf-8", "replace"))
+            try:
+                message = spare.conn.recv_bytes()
+            except (EOFError, OSError):
+                raise LogmrError(f"map job died ({_how_it_ended(spare.process)}) before "
+                                 "answering") from None
+            kind, payload = message[:1], message[1:]
+            if kind == DATA:
+                reply.send_data(payload)
+            elif kind == STATUS:
+                reply.send_status(*msgpack.unpackb(payload))
+            elif kind == RESULT:
+                result: dict[str, Any] = msgpack.unpackb(payload, raw=False)
+                return result
+            else:
+                raise LogmrError(payload.decode("utf-8", "replace"))
+
+    def close(self) -> None:
+        """End the spare."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.end()
+
+
+def _serve_one(conn: Connection, memory_limit: int | None, preload: tuple[str, ...]) -> None:
+    """The spare: import, then take one job, run it and send its result."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the node's to handle
+    out = _PipeReply(conn)
+    try:
+        for name in preload:
+            importlib.import_module(name)
+        if memory_limit:
+            limit = _address_space() + memory_limit
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        try:
+            fn, args = conn.recv()
+        except EOFError:  # the node ended without a job for us
+            return
+        result = fn(out, *args)
+        conn.send_bytes(RESULT + msgpack.packb(result, use_bin_type=True))
+    except LogmrError as exc:
+        conn.send_bytes(ERROR + str(exc).encode())
+    except MemoryError:
+        conn.send_bytes(ERROR + b"map job ran out of its memory limit; narrow the query "
+                                b"(--since/--until, --limit)")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the node stopped listening: nothing to tell
+    except BaseException as exc:  # noqa: BLE001 - report, then die
+        with suppress(OSError):
+            conn.send_bytes(ERROR + f"internal error in map job: {type(exc).__name__}: "
+                                    f"{exc}".encode())
+        traceback.print_exc()
+        os._exit(1)
 
 
 def _address_space() -> int:
@@ -144,16 +189,11 @@ def _address_space() -> int:
         return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _reap(pid: int) -> None:
-    with suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
-def _how_it_ended(pid: int) -> str:
-    try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        return "already reaped"
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit status {os.WEXITSTATUS(status)}"
+def _how_it_ended(process: Any) -> str:
+    process.join(5)
+    code = process.exitcode
+    if code is None:
+        return "still running"
+    if code < 0:
+        return f"killed by signal {-code}"
+    return f"exit status {code}"

@@ -1,9 +1,9 @@
 """The storage node service: Gearman workers around a :class:`NodeStore`.
 
-One thread takes ingest jobs (``logmr.store`` and ``logger``); another answers map jobs
-(``logmr.map.<node-id>``), each run in a forked child under a time budget, so a long
-query never stalls ingestion. Map jobs are looked up
-by name in :data:`MAP_JOBS`; nothing received is executed. With a shared secret, a batch
+One thread takes ingest jobs (``logmr.store`` and ``logger``), another takes copies from
+peers, a third answers map jobs (``logmr.map.<node-id>``, see :mod:`logmr.store.mapjobs`);
+one that could run away runs in a process of its own under a time budget, so a long query
+never stalls ingestion. With a shared secret, a batch
 or map request that is not signed with it is refused (WORK_FAIL, its reason in the
 WORK_WARNING before it: nothing is stored) and logged once, and the unsignable raw
 ``logger`` function is not offered.
@@ -15,10 +15,8 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable
 from typing import Any
-
-import polars as pl
 
 from logmr import wire
 from logmr.errors import (
@@ -32,276 +30,16 @@ from logmr.errors import (
 from logmr.gearman.connection import Server
 from logmr.gearman.worker import Job, RetryJob, Worker
 from logmr.jobs import Job as UserJob
-from logmr.jobs import as_on_the_wire, check_identity, lines_of, map_and_combine, reduce_pairs
-from logmr.mapfn import frames
-from logmr.mapfn.agents import is_bot, is_static
-from logmr.mapfn.grep import GrepQuery, count_records, grep_hour, matching_spans
-from logmr.mapfn.pattern import runs_in_linear_time
-from logmr.mapfn.report import Combiner, apply_filters, page_stream
-from logmr.mapfn.spec import MAX_PATTERN, ReportSpec
-from logmr.store import disk
-from logmr.store.node import NodeStore, Record, StoreResult
-from logmr.store.repair import DEFAULT_EVERY, DEFAULT_RATE, Catalog, Repairer
+from logmr.store import disk, mapjobs
+from logmr.store.node import NodeStore, StoreResult
+from logmr.store.repair import DEFAULT_EVERY, DEFAULT_RATE, Repairer
 from logmr.store.replication import DEFAULT_REPLICAS, Replicator
-from logmr.store.runner import MapRunner, Reply
-from logmr.timeutil import in_span
+from logmr.store.runner import MapRunner
 
 log = logging.getLogger(__name__)
 
 
-def _time_arg(args: dict[str, Any], name: str) -> int | None:
-    value = args.get(name)
-    if value is not None and type(value) is not int:
-        raise LogmrError(f"map argument {name} must be epoch seconds")
-    return value
-
-
-def grep_query(args: dict[str, Any]) -> GrepQuery:
-    """The grep query a map request asks for (its fields checked: they come off the wire)."""
-    pattern = args.get("pattern", b"")
-    if isinstance(pattern, str):
-        pattern = pattern.encode("utf-8", "surrogateescape")
-    if not isinstance(pattern, bytes):
-        raise LogmrError(f"map argument pattern must be bytes or text, not "
-                         f"{type(pattern).__name__}")
-    if len(pattern) > MAX_PATTERN:
-        raise LogmrError(f"map argument pattern is {len(pattern)} bytes long; the most is "
-                         f"{MAX_PATTERN}")
-    return GrepQuery(pattern=pattern, fixed=bool(args.get("fixed")),
-                     ignore_case=bool(args.get("ignore_case")), invert=bool(args.get("invert")))
-
-
 MAX_TRIES = 3  # times a node tries a batch that fails unexpectedly before keeping it aside
-
-
-def _record_keys(args: dict[str, Any], name: str) -> set[tuple[str, int]] | None:
-    value = args.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(
-            isinstance(k, list | tuple) and len(k) == 2 and isinstance(k[0], str)
-            and type(k[1]) is int for k in value):
-        raise LogmrError(f"map argument {name} must be a list of [batch id, part]")
-    return {(k[0], k[1]) for k in value}
-
-
-def chosen_records(args: dict[str, Any], epoch: str | None = None
-                   ) -> Callable[[Record], bool]:
-    """Which records a query reads here: the client's plan says which to read (``only``) or
-    which another node reads instead (``skip``), of those held when the node listed them
-    (``upto``, its sequence number then: a copy that arrived since is read by its origin)."""
-    skip, only = _record_keys(args, "skip"), _record_keys(args, "only")
-    upto = args.get("upto")
-    if upto is not None and type(upto) is not int:
-        raise LogmrError("map argument upto must be a sequence number")
-    if only is not None:  # records by name: the same across a restart
-        return lambda r: (r.meta.batch_id, r.meta.part) in only
-    if upto is not None and epoch is not None and args.get("epoch") != epoch:
-        raise LogmrError("this node restarted after it listed its records; other nodes "
-                         "read them")
-    if upto is None:
-        return (lambda r: (r.meta.batch_id, r.meta.part) not in skip) if skip else (
-            lambda r: True)
-    if skip:
-        return lambda r: r.seq <= upto and (r.meta.batch_id, r.meta.part) not in skip
-    return lambda r: r.seq <= upto
-
-
-def map_grep(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
-             ) -> dict[str, Any]:
-    """Stream matching rows, oldest first, in chunks; end with the count. With ``after``
-    (a row key), only rows past it: a node taking over a stream another node broke off."""
-    query = grep_query(args)
-    rx = query.compile()
-    since, until = _time_arg(args, "since"), _time_arg(args, "until")
-    limit = args.get("limit")
-    if limit is not None and (type(limit) is not int or limit < 0):
-        raise LogmrError("map argument limit must be a count of lines")
-    count_only = bool(args.get("count_only"))
-    after = args.get("after")
-    if after is not None and not (isinstance(after, list) and len(after) == 3 and [
-            type(x) for x in after] == [int, str, int]):
-        raise LogmrError("map argument after must be [time, batch id, line]")
-    wanted = chosen_records(args, store.epoch)
-    total = 0
-    per_record: list[tuple[str, int, int]] = []
-    hours = list(store.records(since, until))
-    for done, (_hour, records) in enumerate(hours):
-        if time.monotonic() > deadline:
-            raise LogmrError("map job exceeded its time budget and was stopped; narrow it "
-                             "with --since/--until")
-        # progress, and a sign of life for the client's idle timeout
-        job.send_status(done, len(hours))
-        metas = [_Adapter(r) for r in records if wanted(r)]
-        if count_only:
-            # per record, so that the client counts a batch stored on two nodes once
-            per_record.extend((rec.batch_id, rec.meta_part, n) for rec, n in
-                              count_records(metas, rx, query.invert, since, until) if n)
-            continue
-        rows = grep_hour(metas, rx, query.invert, since, until)
-        if after is not None:
-            key = tuple(after)
-            rows = [r for r in rows if (r[0], r[1], r[2]) > key]
-        if limit is not None:
-            rows = rows[: max(0, limit - total)]
-        for chunk in wire.iter_chunks(iter(rows)):
-            job.send_data(wire.pack_rows(chunk))
-        total += len(rows)
-        if limit is not None and total >= limit:
-            break
-    if count_only:
-        return {"count": sum(n for _, _, n in per_record), "records": per_record}
-    return {"count": total}
-
-
-def map_records(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float,
-                catalog: Catalog | None = None) -> dict[str, Any]:
-    """[batch id, part, lines, t0, t1] of every record in the range: the client plans
-    from these who reads what, so that a record held by several nodes counts once. With
-    ``elsewhere`` (the live node ids), also what this node's catalog says the other
-    nodes held in the range when last seen: what a query misses."""
-    since, until = _time_arg(args, "since"), _time_arg(args, "until")
-    upto = store.seq  # the listing is of the records held now; later ones wait for the next
-    out: dict[str, Any] = {"upto": upto, "epoch": store.epoch,
-                           "records": [] if args.get("catalog_only") else [
-        [r.meta.batch_id, r.meta.part, r.meta.lines, r.meta.t0, r.meta.t1, int(r.copy)]
-        for _, records in store.records(since, until) for r in records if r.seq <= upto]}
-    live = args.get("elsewhere")
-    if live is not None and catalog is not None:
-        if not isinstance(live, list) or not all(isinstance(n, str) for n in live):
-            raise LogmrError("map argument elsewhere must be a list of node ids")
-        out["elsewhere"] = catalog.elsewhere(live, since, until)
-    return out
-
-
-def map_stats(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float,
-              repairer: Repairer | None = None) -> dict[str, Any]:
-    """What this node holds, and how its repair goes."""
-    stats = store.stats()
-    if repairer is not None:
-        stats["repair"] = repairer.stats()
-    return stats
-
-
-FRAME = 3  # the cache slot of a record's report frame (segment parts are 0-2)
-
-
-def record_frame_of(store: NodeStore, record: Record) -> tuple[pl.DataFrame, int]:
-    """A record's report frame, built once and kept in the node's bounded cache."""
-    return store.memo(record, FRAME, lambda: frames.record_frame(record.columns(), record.ts()),
-                      # polars holds about twice its estimate for frames this small (measured)
-                      lambda value: 2 * int(value[0].estimated_size()) + 4096)
-
-
-CHUNK_ROWS = 100_000  # lines aggregated at a time: memory stays flat as the data grows
-
-
-def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
-               ) -> dict[str, Any]:
-    """A partial report over this node's lines (see logmr.mapfn.report), aggregated a
-    chunk at a time and combined here; click analysis page streams go out as WORK_DATA."""
-    spec = ReportSpec.from_args(args)
-    wanted = chosen_records(args, store.epoch)
-    f = spec.filters
-    rx = GrepQuery(f.grep).compile() if f.grep is not None else None
-    combined = Combiner(spec)
-    chunk: list[pl.DataFrame] = []
-    rows = unparsed = 0
-
-    def flush() -> None:
-        nonlocal chunk, rows, unparsed
-        frame = apply_filters(pl.concat(chunk, rechunk=True) if chunk else frames.empty_frame(),
-                              f, is_bot)
-        combined.add(frame, unparsed)
-        if spec.click:
-            pages = page_stream(frame, spec, is_bot, is_static)
-            if pages.height:
-                job.send_data(wire.pack_frame(pages))
-        chunk, rows, unparsed = [], 0, 0
-
-    hours = list(store.records(f.since, f.until))
-    for done, (_hour, records) in enumerate(hours):
-        if time.monotonic() > deadline:
-            raise LogmrError("map job exceeded its time budget and was stopped; narrow it "
-                             "with --since/--until")
-        job.send_status(done, len(hours))
-        for record in records:
-            if (f.source_host is not None and record.meta.host != f.source_host) or (
-                    not wanted(record)):
-                continue
-            frame, bad = record_frame_of(store, record)
-            if rx is not None:
-                keep = [i for i, _, _ in matching_spans(record.lines(), rx)]
-                frame = frame.filter(pl.col("line").is_in(keep))
-            chunk.append(frame)
-            rows += frame.height
-            unparsed += bad
-            if rows >= CHUNK_ROWS:
-                flush()
-    flush()
-    return combined.partial()
-
-
-def map_run(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float,
-            jobs: dict[str, UserJob] | None = None) -> dict[str, Any]:
-    """A user job from this node's jobs directory: mapper and combiner over its lines."""
-    wanted = args.get("job")
-    if not isinstance(wanted, dict) or not isinstance(wanted.get("name"), str):
-        raise LogmrError("malformed run request: it names no job")
-    user_job = (jobs or {}).get(wanted["name"])
-    if user_job is None:
-        raise LogmrError(f"this node has no job {wanted['name']!r} (it loads jobs from its "
-                         "--jobs-dir at start)")
-    check_identity(user_job, wanted)
-    since, until = _time_arg(args, "since"), _time_arg(args, "until")
-    combined: list[tuple[Any, Any]] = []
-    wanted = chosen_records(args, store.epoch)
-    hours = list(store.records(since, until))
-    for done, (_hour, records) in enumerate(hours):
-        job.send_status(done, len(hours))
-        for record in records:
-            if not wanted(record):
-                continue
-            lines = (line for line in lines_of(record.columns(), record.ts(), record.meta.host)
-                     if in_span(line.ts, since, until))
-            combined.extend(map_and_combine(user_job, lines))
-    # combine again across records: fewer pairs on the wire
-    regrouped = reduce_pairs(_Combining(user_job), combined)
-    return {"pairs": [list(pair) for pair in as_on_the_wire(user_job, regrouped)]}
-
-
-class _Combining(UserJob):
-    """A job whose reducer is another job's combiner (to combine on the node)."""
-
-    def __init__(self, job: UserJob) -> None:
-        self.job = job
-
-    def reducer(self, key: Any, values: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
-        return self.job.combiner(key, values)
-
-
-MapJob = Callable[[NodeStore, Reply, dict[str, Any], float], dict[str, Any]]
-MAP_JOBS: dict[str, MapJob] = {
-    "grep": map_grep,
-    "records": map_records,
-    "run": map_run,
-    "report": map_report,
-    "stats": map_stats,
-}
-
-
-def runs_inline(request: wire.MapRequest) -> bool:
-    """Jobs that cannot run away (stats; grep for a pattern without repetition, which
-    cannot backtrack) skip the fork and check the budget between hours instead."""
-    if request.job in ("stats", "records"):
-        return True
-    if request.job == "grep":
-        return runs_in_linear_time(grep_query(request.args).compile())
-    if request.job == "report":
-        f = ReportSpec.from_args(request.args).filters
-        return all(runs_in_linear_time(GrepQuery(p).compile()) for p in (f.grep, f.url)
-                   if p is not None)
-    return False
 
 
 class _Signed:
@@ -317,26 +55,6 @@ class _Signed:
         self._job.send_status(numerator, denominator)
 
 
-class _Adapter:
-    """A Record seen through the fields grep needs."""
-
-    __slots__ = ("_r", "batch_id", "host", "meta_part", "t0", "t1")
-
-    def __init__(self, record: Any) -> None:
-        self._r = record
-        self.batch_id: str = record.meta.batch_id
-        self.host: str = record.meta.host
-        self.meta_part: int = record.meta.part
-        self.t0: int = record.meta.t0
-        self.t1: int = record.meta.t1
-
-    def lines(self) -> bytes:
-        return self._r.lines()  # type: ignore[no-any-return]
-
-    def ts(self) -> Sequence[int]:
-        return self._r.ts()  # type: ignore[no-any-return]
-
-
 class NodeService:
     """Runs a storage node until :meth:`stop`."""
 
@@ -350,7 +68,7 @@ class NodeService:
         self.log_format = log_format
         self.host = host
         self.secret = secret
-        self.runner = runner or MapRunner(fork_lock=lambda: store.lock)
+        self.runner = runner or MapRunner(preload=[mapjobs.__name__])
         self.jobs = jobs or {}
         self.replicator = Replicator(store.node_id, servers, replicas, secret)
         store.replicas = replicas
@@ -494,31 +212,33 @@ class NodeService:
 
     def _on_map(self, job: Job) -> bytes:
         request = wire.unpack_request(self._verified(job, "map request"))
-        handler = MAP_JOBS.get(request.job)
+        handler = mapjobs.MAP_JOBS.get(request.job)
         if request.job == "run":
-            handler = functools.partial(map_run, jobs=self.jobs)
+            handler = functools.partial(mapjobs.map_run, jobs=self.jobs)
         elif request.job == "records":
-            handler = functools.partial(map_records, catalog=self.repairer.catalog)
+            handler = functools.partial(mapjobs.map_records, catalog=self.repairer.catalog)
         elif request.job == "stats":
-            handler = functools.partial(map_stats, repairer=self.repairer)
+            handler = functools.partial(mapjobs.map_stats, repairer=self.repairer)
         if handler is None:
             raise LogmrError(f"unknown map job {request.job!r}; this node knows "
-                             f"{', '.join(sorted(MAP_JOBS))}")
+                             f"{', '.join(sorted(mapjobs.MAP_JOBS))}")
         started = time.monotonic()
         deadline = started + self.runner.budget
         # with a secret, every answer is signed and bound to this request's unique id
         context = job.unique.encode("latin-1")
         out: Any = job if self.secret is None else _Signed(job, self.secret, context)
-        if runs_inline(request):
+        if mapjobs.runs_inline(request):
             result = handler(self.store, out, request.args, deadline)
-        else:  # in a child process, under the time budget and memory limit
-            result = self.runner.run(
-                lambda reply: handler(self.store, reply, request.args, deadline), out)
+        else:  # in a process of its own, under the time budget and memory limit
+            result = self.runner.run(mapjobs.run_apart, (
+                request.job, request.args, self.store.snapshot(*mapjobs.span_of(request)),
+                deadline, mapjobs.job_path(request, self.jobs)), out)
         log.debug("map %s done in %.3fs", request.job, time.monotonic() - started)
         return wire.sign(wire.pack_result(result), self.secret, context)
 
     def start(self) -> None:
-        """Start the ingest and query threads."""
+        """Start the ingest and query threads (and a process for the first map job)."""
+        self.runner.prepare()
         for name, worker in (("ingest", self.ingest), ("copies", self.copies),
                              ("query", self.query)):
             t = threading.Thread(target=worker.work, name=name, daemon=True)
@@ -543,6 +263,7 @@ class NodeService:
         for t in self._loops:
             t.join(max(0.0, deadline - time.monotonic()))
         self.replicator.close()
+        self.runner.close()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the threads to end; True when they have."""

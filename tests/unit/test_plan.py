@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from logmr.errors import LogmrError
 from logmr.query import Plan
 from logmr.status import replication_summary
+from logmr.store.mapjobs import chosen_records, map_records
 from logmr.store.node import NodeStore
 from logmr.store.replication import copy_unique, rendezvous
-from logmr.store.service import chosen_records, map_records
 from logmr.wire import Batch
 from tests.unit.test_node import line
 
