@@ -24,6 +24,21 @@ SEMICOMPLETE = SAMPLES / "apache_combined_semicomplete.log"
 HACKERS = SAMPLES / "apache_combined_hackers.log"
 
 
+def gnu_count(pattern: str, path: Path) -> int:
+    """Lines of ``path`` that hold ``pattern`` (a fixed string), as GNU grep counts them."""
+    out = subprocess.run(["grep", "-c", "-F", "--", pattern, str(path)], capture_output=True,
+                         check=False)
+    assert out.returncode in (0, 1), out.stderr
+    return int(out.stdout)
+
+
+# counted from the files, never written down
+SEMICOMPLETE_LINES = gnu_count("", SEMICOMPLETE)
+HACKERS_LINES = gnu_count("", HACKERS)
+BOTH_LINES = SEMICOMPLETE_LINES + HACKERS_LINES
+PRESENTATIONS = gnu_count("GET /presentations", SEMICOMPLETE)  # a pattern the tests grep for
+
+
 def logmr(*args: str, servers: str | None = None, stdin: bytes | None = None,
           timeout: float = 120.0, env: dict[str, str] | None = None
           ) -> subprocess.CompletedProcess[bytes]:

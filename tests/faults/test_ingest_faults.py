@@ -104,7 +104,9 @@ def test_gearmand_down_30s_while_ship_keeps_reading(
     assert_exact(result)
     print(f"slowest write into ship's stdin: {slowest * 1000:.0f} ms; spool held "
           f"{spool_size[0]:,} bytes while gearmand was down")
-    assert slowest < 1.0
+    # a ship that stopped reading while gearmand was down would block its writer once the
+    # pipe filled, for the rest of the 30 s outage: a hang guard, not a latency target
+    assert slowest < 10
     assert spool_size[0] >= sum(len(x) for x in during) * 0.9
     # in order per source: time order is the order they were written
     out = cluster.run("grep", "")

@@ -259,7 +259,7 @@ def test_stop_from_another_thread_wakes_a_sleeping_worker(
     with working(worker) as done:
         wait_for(lambda: registered(gearmand.server, "t.sleep"), what="registration")
         worker.stop()
-        wait_for(lambda: done, timeout=1.0, what="work() to return")  # a deadline
+        wait_for(lambda: done, timeout=10, what="work() to return")  # a hang guard
     assert done == [0]
 
 
@@ -272,7 +272,7 @@ def test_stop_from_a_signal_handler(gearmand: GearmandProcess, wait_for: WaitFor
     def send_sigterm() -> None:
         wait_for(lambda: registered(gearmand.server, "t.signal"), what="registration")
         os.kill(os.getpid(), signal.SIGTERM)
-        if not give_up.wait(1.0):  # the deadline: a broken stop() fails instead of hanging
+        if not give_up.wait(10):  # a hang guard: a broken stop() fails instead of hanging
             netted.append(True)
             worker.stop()
 
@@ -283,7 +283,7 @@ def test_stop_from_a_signal_handler(gearmand: GearmandProcess, wait_for: WaitFor
         assert worker.work() == 0
         give_up.set()
         killer.join(10)
-        assert not netted, "SIGTERM did not stop work() within 1 s"
+        assert not netted, "SIGTERM did not stop work() within 10 s"
     finally:
         give_up.set()
         killer.join(10)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.cluster import HACKERS, logmr
+from tests.cluster import HACKERS, HACKERS_LINES, logmr
 from tests.conftest import free_port, wait_for
 
 
@@ -40,7 +40,7 @@ def test_background_up_then_down(tmp_path: Path) -> None:
     assert len(pids) == 3 and all(alive(p) for p in pids)
     servers = f"127.0.0.1:{port}"
     assert logmr("ship", str(HACKERS), servers=servers).returncode == 0
-    wait_for(lambda: logmr("grep", "-c", "", servers=servers).stdout == b"3456\n", 30,
+    wait_for(lambda: logmr("grep", "-c", "", servers=servers).stdout == b"%d\n" % HACKERS_LINES, 30,
              "lines stored")
     again = logmr("cluster", "up", "--background", "--port", str(port), "--data-dir", str(data))
     assert again.returncode == 2 and b"already runs" in again.stderr

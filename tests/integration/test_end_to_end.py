@@ -11,9 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from logmr.timeutil import parse_when
-
-from .conftest import HACKERS, SEMICOMPLETE, LocalCluster, logmr
+from tests.cluster import (
+    BOTH_LINES,
+    HACKERS,
+    HACKERS_LINES,
+    PRESENTATIONS,
+    SEMICOMPLETE,
+    SEMICOMPLETE_LINES,
+    LocalCluster,
+    logmr,
+)
 
 STAMP = re.compile(rb"\[(\d{1,2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\]")
 
@@ -60,13 +67,13 @@ def grep_lines(cluster: LocalCluster, *args: str) -> list[bytes]:
 def test_grep_matches_gnu_grep_count_and_bytes(cluster: LocalCluster) -> None:
     shipped = cluster.run("ship", "--host", "web1", str(SEMICOMPLETE))
     assert shipped.returncode == 0, shipped.stderr
-    cluster.wait_stored(10_000)
+    cluster.wait_stored(SEMICOMPLETE_LINES)
 
     count = cluster.run("grep", "-c", "GET /presentations")
     assert count.returncode == 0
     gnu_count = subprocess.run(["grep", "-a", "-c", "-F", "GET /presentations",
                                 str(SEMICOMPLETE)], capture_output=True, check=True).stdout
-    assert count.stdout == gnu_count == b"2305\n"
+    assert count.stdout == gnu_count == b"%d\n" % PRESENTATIONS
     assert grep_lines(cluster, "-F", "GET /presentations") == gnu_grep(SEMICOMPLETE,
                                                                        "GET /presentations")
     # a pattern that matches every line: the whole file, byte for byte, in time order
@@ -83,7 +90,7 @@ def test_grep_matches_gnu_grep_count_and_bytes(cluster: LocalCluster) -> None:
 def test_both_sample_files_and_grep_options(cluster: LocalCluster) -> None:
     for path in (SEMICOMPLETE, HACKERS):
         assert cluster.run("ship", str(path)).returncode == 0
-    cluster.wait_stored(13_456)
+    cluster.wait_stored(BOTH_LINES)
     both = SEMICOMPLETE.read_bytes() + HACKERS.read_bytes()
     merged = Path(cluster.root / "both.log")
     merged.write_bytes(both)
@@ -102,12 +109,12 @@ def test_both_sample_files_and_grep_options(cluster: LocalCluster) -> None:
 
 def test_since_until(cluster: LocalCluster) -> None:
     assert cluster.run("ship", str(SEMICOMPLETE)).returncode == 0
-    cluster.wait_stored(10_000)
+    cluster.wait_stored(SEMICOMPLETE_LINES)
     # the 2015 sample holds nothing from the last hour
     assert cluster.run("grep", "-c", "--since", "1h", "").stdout == b"0\n"
     # ISO times cut exactly: since inclusive, until exclusive
     since, until = "2015-05-18T10:00:00+00:00", "2015-05-18T10:30:00+00:00"
-    lo, hi = parse_when(since), parse_when(until)
+    lo, hi = (datetime.fromisoformat(t).timestamp() for t in (since, until))
     lines = SEMICOMPLETE.read_bytes().split(b"\n")[:-1]
     when = dict(zip(lines, times(lines), strict=True))
     want = [line for line in expected(SEMICOMPLETE) if lo <= when[line] < hi]
@@ -130,7 +137,7 @@ def test_stock_gearman_cli_logger(cluster: LocalCluster, tmp_path: Path) -> None
 
     subprocess.run(["gearman", "-h", "127.0.0.1", "-p", str(cluster.gearmand.port), "-n",
                     "-f", "logger"], stdin=HACKERS.open("rb"), check=True, timeout=30)
-    cluster.wait_stored(3456)
+    cluster.wait_stored(HACKERS_LINES)
     assert grep_lines(cluster, "") == expected(HACKERS)
 
 
@@ -162,7 +169,7 @@ def test_silent_node_is_named_and_results_are_partial(cluster: LocalCluster) -> 
     import signal
 
     assert cluster.run("ship", str(SEMICOMPLETE)).returncode == 0
-    cluster.wait_stored(10_000)
+    cluster.wait_stored(SEMICOMPLETE_LINES)
     per_node = {k: int(v["lines"]) for k, v in cluster.node_stats().items()}  # type: ignore[call-overload]
     frozen = cluster.workers["node2"]
     os.kill(frozen.pid, signal.SIGSTOP)
@@ -199,7 +206,7 @@ def test_file_mode_gives_what_the_cluster_gives(cluster: LocalCluster, tmp_path:
     import gzip
 
     assert cluster.run("ship", str(SEMICOMPLETE)).returncode == 0
-    cluster.wait_stored(10_000)
+    cluster.wait_stored(SEMICOMPLETE_LINES)
     packed = tmp_path / "access.log.gz"
     packed.write_bytes(gzip.compress(SEMICOMPLETE.read_bytes()))
 

@@ -14,9 +14,8 @@ from logmr.gearman.connection import Server
 from logmr.mapfn.grep import GrepQuery
 from logmr.search import GrepRequest, grep
 from logmr.store.node import NodeStore
+from tests.cluster import HACKERS, HACKERS_LINES, SEMICOMPLETE, SEMICOMPLETE_LINES, LocalCluster
 from tests.conftest import wait_for
-
-from .conftest import HACKERS, SEMICOMPLETE, LocalCluster
 
 
 def server(cluster: LocalCluster) -> list[Server]:
@@ -25,16 +24,17 @@ def server(cluster: LocalCluster) -> list[Server]:
 
 def test_two_copies_on_two_nodes_and_each_read_once(cluster: LocalCluster) -> None:
     assert cluster.run("ship", str(SEMICOMPLETE)).returncode == 0
-    cluster.wait_stored(10_000)
-    wait_for(lambda: cluster.copies() == 20_000, 30, "the copies to be stored")
+    cluster.wait_stored(SEMICOMPLETE_LINES)
+    wait_for(lambda: cluster.copies() == 2 * SEMICOMPLETE_LINES, 30, "the copies to be stored")
     stats = cluster.node_stats()
-    assert [s["lines"] for s in stats.values()] == [10_000, 10_000]  # every line on both
+    # every line on both
+    assert [s["lines"] for s in stats.values()] == [SEMICOMPLETE_LINES, SEMICOMPLETE_LINES]
     assert [s["replicas"] for s in stats.values()] == [2, 2]
     r = cluster.status()["replication"]
-    assert r == {"replicas": 2, "lines": 10_000, "copies": 20_000,
+    assert r == {"replicas": 2, "lines": SEMICOMPLETE_LINES, "copies": 2 * SEMICOMPLETE_LINES,
                  "under_replicated_batches": 0, "under_replicated_lines": 0,
                  "unavailable_lines": 0}
-    assert cluster.run("grep", "-c", "").stdout == b"10000\n"
+    assert cluster.run("grep", "-c", "").stdout == b"%d\n" % SEMICOMPLETE_LINES
     # each record is read by one node: the rows the nodes sent add up to the lines shown,
     # and each node sent its share (with every node sending everything, the merge would
     # keep the first node's row of each pair)
@@ -50,8 +50,8 @@ def test_two_copies_on_two_nodes_and_each_read_once(cluster: LocalCluster) -> No
 def test_one_copy_when_asked_for_one(cluster_factory: Callable[..., LocalCluster]) -> None:
     cluster = cluster_factory(nodes=2, worker_args=("--replicas", "1"))
     assert cluster.run("ship", str(HACKERS)).returncode == 0
-    cluster.wait_stored(3456)
-    assert cluster.copies() == 3456
+    cluster.wait_stored(HACKERS_LINES)
+    assert cluster.copies() == HACKERS_LINES
     assert cluster.status()["replication"]["under_replicated_batches"] == 0
 
 
@@ -59,9 +59,9 @@ def test_with_one_node_batches_are_stored_and_counted_short(
         cluster_factory: Callable[..., LocalCluster]) -> None:
     cluster = cluster_factory(nodes=1)
     assert cluster.run("ship", str(HACKERS)).returncode == 0
-    cluster.wait_stored(3456)
+    cluster.wait_stored(HACKERS_LINES)
     r = cluster.status()["replication"]
-    assert (r["lines"], r["copies"], r["under_replicated_lines"]) == (3456, 3456, 3456)
+    assert (r["lines"], r["copies"], r["under_replicated_lines"]) == (HACKERS_LINES,) * 3
     assert r["under_replicated_batches"] > 0
     table = cluster.run("status").stdout
     assert b"under-replicated" in table and b"3,456 lines" in table

@@ -4,15 +4,18 @@ two-node cluster, a one-node cluster and file mode."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cluster import HACKERS, SEMICOMPLETE, LocalCluster, logmr
+from logmr.mapfn.pattern import runs_in_linear_time
+from tests.cluster import BOTH_LINES, HACKERS, SEMICOMPLETE, LocalCluster, logmr
 from tests.conftest import wait_for
 
 SAMPLES = [SEMICOMPLETE, HACKERS]
@@ -69,12 +72,12 @@ def test_file_mode_and_clusters_of_one_and_two_nodes_agree(
         cluster = cluster_factory(nodes=nodes)
         for path in SAMPLES:
             assert cluster.run("ship", str(path)).returncode == 0
-        wait_for(lambda c=cluster: c.run("grep", "-c", "").stdout == b"13456\n", 30,
+        wait_for(lambda c=cluster: c.run("grep", "-c", "").stdout == b"%d\n" % BOTH_LINES, 30,
                  "all lines stored")
         in_cluster = report(*args, servers=cluster.servers)
         assert in_cluster == in_file, nodes
         cluster.stop()
-    assert in_file["summary"]["requests"] == 13456
+    assert in_file["summary"]["requests"] == BOTH_LINES
     assert set(in_file) >= {"summary", "top_urls", "sessions", "entry_pages", "exit_pages",
                             "paths", "funnel", "transitions", "os", "browsers", "bots"}
 
@@ -93,14 +96,23 @@ def test_filters(tmp_path: Path) -> None:
     awk = sum(n for n, key in awk_counts(SEMICOMPLETE, 9) if key[0] in "45")
     assert errors == awk
     css = report("--top-urls", "--url", r"\.css$", "--limit", "1000", path)["top_urls"]
-    assert css and all(row["url"].endswith(".css") for row in css)
+    awk_css = subprocess.run(f"awk '$7 ~ /\\.css$/ {{print $7}}' {path} | sort | uniq -c",
+                             shell=True, capture_output=True, check=True).stdout
+    want_css = {url: int(n) for n, url in (ln.split() for ln in awk_css.decode().splitlines())}
+    assert {row["url"]: row["hits"] for row in css} == want_css and want_css
     grep = report("--summary", "--grep", "Googlebot", path)["summary"]["requests"]
-    assert grep == SEMICOMPLETE.read_bytes().count(b"Googlebot")
-    day = report("--summary", "--since", "2015-05-18T00:00:00+00:00", "--until",
-                 "2015-05-19T00:00:00+00:00", path)["summary"]
+    assert grep == int(subprocess.run(["grep", "-c", "-F", "Googlebot", path],
+                                      capture_output=True, check=True).stdout) > 0
+    since, until = "2015-05-18T00:00:00+00:00", "2015-05-19T00:00:00+00:00"
+    day = report("--summary", "--since", since, "--until", until, path)["summary"]
+    lo, hi = (datetime.fromisoformat(t).timestamp() for t in (since, until))
+    stamps = re.findall(rb"\[([^\]]+)\]", SEMICOMPLETE.read_bytes())
+    in_day = sum(lo <= datetime.strptime(t.decode(), "%d/%b/%Y:%H:%M:%S %z").timestamp() < hi
+                 for t in stamps)
+    assert day["requests"] == in_day > 0
     assert day["first"].startswith("2015-05-18") and day["last"].startswith("2015-05-18")
-    no_bots = report("--bots", "--exclude-bots", path)["bots"]
-    assert no_bots == []
+    assert report("--bots", path)["bots"]  # there are bots, and the flag drops them all
+    assert report("--bots", "--exclude-bots", path)["bots"] == []
 
 
 def test_outputs_and_errors(tmp_path: Path) -> None:
@@ -175,3 +187,34 @@ def test_gz_and_stdin_give_the_same_report(tmp_path: Path) -> None:
     data = json.loads(piped.stdout)
     data["summary"].pop("nodes")
     assert data == plain
+
+
+def test_patterns_that_could_backtrack_run_apart_on_a_cluster_and_agree_with_gnu_grep(
+        cluster_factory: Callable[..., LocalCluster]) -> None:
+    """A --grep or --url with repetition runs in a map process of its own on each node
+    (not in the node's process): the report it gives equals GNU grep and awk's."""
+    grep_pattern, url_pattern = r'"GET /[a-z]+/[^ ]* HTTP/1\.[01]" 200 ', r"^/[a-z]+/.+"
+    assert not any(runs_in_linear_time(re.compile(p.encode()))
+                   for p in (grep_pattern, url_pattern))  # else this tests the other path
+    cluster = cluster_factory(nodes=2)
+    for path in SAMPLES:
+        assert cluster.run("ship", str(path)).returncode == 0
+    wait_for(lambda: cluster.run("grep", "-c", "").stdout == b"%d\n" % BOTH_LINES, 30,
+             "all lines stored")
+    files = [str(p) for p in SAMPLES]
+    matching = subprocess.run(["grep", "-hE", grep_pattern, *files], capture_output=True,
+                              check=True).stdout.splitlines()
+    data = report("--summary", "--status", "--grep", grep_pattern, servers=cluster.servers)
+    assert data["summary"]["requests"] == len(matching) > 1000
+    by_status = {str(row["status"]): row["hits"] for row in data["status"]}
+    assert by_status == {"200": len(matching)}
+    # the URL filter: awk reads the request's path, grep -E matches it
+    urls = subprocess.run(
+        f"awk '{{print $7}}' {' '.join(files)} | grep -cE '{url_pattern}'", shell=True,
+        capture_output=True, check=True).stdout
+    data = report("--summary", "--url", url_pattern, servers=cluster.servers)
+    assert data["summary"]["requests"] == int(urls) > 1000
+    # and grep itself, line for line
+    out = cluster.run("grep", grep_pattern)
+    assert out.returncode == 0, out.stderr
+    assert sorted(out.stdout.splitlines()) == sorted(matching)
