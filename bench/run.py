@@ -150,8 +150,8 @@ def cluster_phase(rf: int, log: Path, args: argparse.Namespace, goaccess_rate: f
 
         sys.path.insert(0, str(ROOT))
         from logmr import wire
+        from logmr.client.status import cluster_status
         from logmr.gearman.connection import Server
-        from logmr.status import cluster_status
 
         def nodes() -> dict[str, dict[str, int]]:
             # in-process, so that polling does not steal CPU from the cluster being measured

@@ -218,26 +218,3 @@ def check_identity(job: Job, wanted: dict[str, Any]) -> None:
             f"job {job.name!r}: this node has version {mine['version']} "
             f"({mine['fingerprint']}), the client asked for version {wanted.get('version')} "
             f"({wanted.get('fingerprint')}); deploy the same jobs directory to every node")
-
-
-def run_on_cluster(servers: list[Any], job: Job, since: int | None = None,
-                   until: int | None = None, secret: bytes | None = None,
-                   timeout: float | None = 300.0) -> tuple[list[Pair], Any]:
-    """Map and combine on every live node (each record once, by one of its holders),
-    reduce here; also the coverage (:class:`logmr.query.Coverage`)."""
-    from logmr import wire
-    from logmr.gearman.client import Client
-    from logmr.query import Reader, coverage_of, discover, require_nodes
-
-    cluster = discover(servers)
-    require_nodes(cluster, servers)
-    client = Client(servers)
-    try:
-        reader = Reader(client, cluster, wire.MapRequest("run", {
-            "job": job.identity(), "since": since, "until": until}), since, until, timeout,
-            secret)
-        results = reader.results()
-    finally:
-        client.close()
-    pairs = [pair for result in results for pair in result.get("pairs", [])]
-    return reduce_pairs(job, pairs), coverage_of(reader)

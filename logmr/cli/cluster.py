@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from logmr.cluster import default_data_dir, down, up
+from logmr.client.cluster import default_data_dir, down, up
 
 
 @click.group("cluster")

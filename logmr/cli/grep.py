@@ -11,9 +11,9 @@ import click
 
 from logmr.cli.options import secret_option, servers_option, time_range_options
 from logmr.cli.render import warn_missing
+from logmr.client.search import GrepRequest, follow, grep, grep_files
 from logmr.gearman.connection import Server
 from logmr.mapfn.grep import GrepQuery
-from logmr.search import GrepRequest, follow, grep, grep_files
 from logmr.timeutil import format_epoch
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from logmr.cli.render import TITLES, rows_of
+from logmr.cli.tables import TITLES, rows_of
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;background:#fafafa}

@@ -136,11 +136,11 @@ def command(files: tuple[str, ...], everything: bool, transitions: str | None,
         if funnel else (), include_static=include_static, include_bots=include_bots,
         filters=filters)
     if files:
-        from logmr.report import file_report
+        from logmr.client.report import file_report
 
         result = file_report(files, spec, fmt=log_format)
     else:
-        from logmr.report import cluster_report
+        from logmr.client.report import cluster_report
 
         bar = None if quiet or not sys.stderr.isatty() else _NodeProgress()
         try:

@@ -33,10 +33,11 @@ def command(job_file: str, files: tuple[str, ...], servers: list[Server],
     A job is a class with a name, a version, a mapper and a reducer: see jobs/ and the
     logmr.jobs module. Job code is never sent over the network.
     """
-    from logmr.jobs import load_job, run_inline, run_on_cluster
+    from logmr.client.run import run_on_cluster
+    from logmr.jobs import load_job, run_inline
 
     job = load_job(job_file)
-    from logmr.query import Coverage
+    from logmr.client.plan import Coverage
 
     coverage = Coverage()
     if files:

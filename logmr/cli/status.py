@@ -9,8 +9,8 @@ import time
 import click
 
 from logmr.cli.options import secret_option, servers_option
+from logmr.client.status import ClusterStatus, cluster_status
 from logmr.gearman.connection import Server
-from logmr.status import ClusterStatus, cluster_status
 from logmr.timeutil import format_epoch
 
 

@@ -15,7 +15,7 @@ from logmr.gearman.connection import (
     parse_servers,
 )
 from logmr.gearman.protocol import MAX_UNIQUE, Decoder, Packet, T, encode
-from logmr.gearman.worker import Job, RetryJob, Worker
+from logmr.gearman.worker import Assignment, RetryJob, Worker
 
 __all__ = [
     "DEFAULT_PORT",
@@ -26,7 +26,7 @@ __all__ = [
     "ForegroundJob",
     "FunctionStatus",
     "GearmanTimeout",
-    "Job",
+    "Assignment",
     "Packet",
     "Priority",
     "RetryJob",

@@ -28,8 +28,9 @@ class RetryJob(Exception):  # noqa: N818 - a request, not an error
     so gearmand requeues the job (WORK_FAIL or WORK_EXCEPTION would remove it for good)."""
 
 
-class Job:
-    """One assigned job, handed to a handler; it can stream data back while it runs."""
+class Assignment:
+    """A job the server assigned to this worker (JOB_ASSIGN_UNIQ), handed to a handler; it
+    can stream data back while it runs."""
 
     def __init__(
         self, conn: Connection, handle: bytes, function: str, unique: str, payload: bytes
@@ -42,7 +43,8 @@ class Job:
         self._conn = conn
 
     def __repr__(self) -> str:
-        return f"<Job {self.function} {self.handle!r} unique={self.unique!r} from {self.server}>"
+        return (f"<Assignment {self.function} {self.handle!r} unique={self.unique!r} "
+                f"from {self.server}>")
 
     def send_data(self, data: bytes) -> None:
         """Send a WORK_DATA chunk to the waiting client (foreground jobs)."""
@@ -59,7 +61,7 @@ class Job:
         self._conn.send_packet(T.WORK_WARNING, self.handle, bytes(data))
 
 
-Handler = Callable[[Job], bytes | None]
+Handler = Callable[[Assignment], bytes | None]
 
 
 class _State(enum.Enum):
@@ -316,7 +318,7 @@ class Worker:
         """Run the handler of an assigned job and report its outcome."""
         handle, function_raw, unique, payload = packet.args
         function = function_raw.decode("utf-8", "replace")
-        job = Job(link.conn, handle, function, unique.decode("latin-1"), payload)
+        job = Assignment(link.conn, handle, function, unique.decode("latin-1"), payload)
         with self._lock:
             handler = self._handlers.get(function)
         if handler is None:

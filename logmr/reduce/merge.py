@@ -17,10 +17,10 @@ def _key(row: list[Any]) -> tuple[Any, Any, Any]:
     return row[0], row[1], row[2]
 
 
-def merge_rows(streams: Iterable[Iterable[list[Any]]]) -> Iterator[list[Any]]:
+def merge_sorted(streams: Iterable[Iterable[list[Any]]]) -> Iterator[list[Any]]:
     """Lazily merge sorted streams into one sorted stream without duplicate keys.
 
-    >>> list(merge_rows([[[1, "a", 0, "x"], [3, "a", 1, "y"]], [[2, "b", 0, "z"],
+    >>> list(merge_sorted([[[1, "a", 0, "x"], [3, "a", 1, "y"]], [[2, "b", 0, "z"],
     ...                  [3, "a", 1, "y"]]]))
     [[1, 'a', 0, 'x'], [2, 'b', 0, 'z'], [3, 'a', 1, 'y']]
     """

@@ -28,9 +28,9 @@ from logmr.jobs import (
 )
 from logmr.mapfn import frames
 from logmr.mapfn.agents import is_bot, is_static
+from logmr.mapfn.aggregate import Combiner, apply_filters, page_stream
 from logmr.mapfn.grep import GrepQuery, count_records, grep_hour, matching_spans
 from logmr.mapfn.pattern import runs_in_linear_time
-from logmr.mapfn.report import Combiner, apply_filters, page_stream
 from logmr.mapfn.spec import MAX_PATTERN, ReportSpec
 from logmr.store.node import NodeStore, Record, Snapshot
 from logmr.store.repair import Catalog, Repairer
@@ -189,12 +189,13 @@ def map_stats(store: NodeStore, job: Reply, args: dict[str, Any], deadline: floa
     return stats
 
 
-FRAME = 3  # the cache slot of a record's report frame (segment parts are 0-2)
+FRAME_SLOT = 3  # the cache slot of a record's report frame (segment parts are 0-2)
 
 
 def record_frame_of(store: NodeStore, record: Record) -> tuple[pl.DataFrame, int]:
     """A record's report frame, built once and kept in the node's bounded cache."""
-    return store.memo(record, FRAME, lambda: frames.record_frame(record.columns(), record.ts()),
+    return store.memo(record, FRAME_SLOT,
+                      lambda: frames.record_frame(record.columns(), record.ts()),
                       # polars holds about twice its estimate for frames this small (measured)
                       lambda value: 2 * int(value[0].estimated_size()) + 4096)
 
@@ -204,7 +205,7 @@ CHUNK_ROWS = 100_000  # lines aggregated at a time: memory stays flat as the dat
 
 def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
                ) -> dict[str, Any]:
-    """A partial report over this node's lines (see logmr.mapfn.report), aggregated a
+    """A partial report over this node's lines (see logmr.mapfn.aggregate), aggregated a
     chunk at a time and combined here; click analysis page streams go out as WORK_DATA."""
     spec = ReportSpec.from_args(args)
     wanted = chosen_records(args, store.epoch)

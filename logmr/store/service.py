@@ -28,7 +28,7 @@ from logmr.errors import (
     WireError,
 )
 from logmr.gearman.connection import Server
-from logmr.gearman.worker import Job, RetryJob, Worker
+from logmr.gearman.worker import Assignment, RetryJob, Worker
 from logmr.jobs import Job as UserJob
 from logmr.store import disk, mapjobs
 from logmr.store.node import NodeStore, StoreResult
@@ -45,7 +45,7 @@ MAX_TRIES = 3  # times a node tries a batch that fails unexpectedly before keepi
 class _Signed:
     """A job's replies, each WORK_DATA chunk signed (see :func:`wire.sign`)."""
 
-    def __init__(self, job: Job, secret: bytes, context: bytes) -> None:
+    def __init__(self, job: Assignment, secret: bytes, context: bytes) -> None:
         self._job, self._secret, self._context = job, secret, context
 
     def send_data(self, data: bytes) -> None:
@@ -78,7 +78,7 @@ class NodeService:
         self.ingest = Worker(servers, client_id=f"logmr-ingest-{store.node_id}")
         # copies on a connection of their own: a backlog of batches cannot starve them
         self.copies = Worker(servers, client_id=f"logmr-copies-{store.node_id}")
-        self._ingest_handlers: dict[str, tuple[Worker, Callable[[Job], bytes]]] = {
+        self._ingest_handlers: dict[str, tuple[Worker, Callable[[Assignment], bytes]]] = {
             wire.STORE_FUNCTION: (self.ingest, self._keeping(self._on_store)),
             wire.replica_function(store.node_id): (self.copies, self._keeping(self._on_replica))}
         if secret is None:
@@ -134,11 +134,11 @@ class NodeService:
         self._refuse(str(exc))
         return RetryJob(f"batch given back: {exc}")
 
-    def _keeping(self, handler: Callable[[Job], bytes]) -> Callable[[Job], bytes]:
+    def _keeping(self, handler: Callable[[Assignment], bytes]) -> Callable[[Assignment], bytes]:
         """``handler``, except that a failure that is not the payload's fault gives the job
         back (gearmand requeues it) instead of failing it: a failed batch is gone for good.
         """
-        def run(job: Job) -> bytes:
+        def run(job: Assignment) -> bytes:
             try:
                 return handler(job)
             except (RetryJob, WireError, ConfigError):  # given back, or the payload's fault
@@ -162,12 +162,12 @@ class NodeService:
 
         return run
 
-    def _verified(self, job: Job, what: str) -> bytes:
+    def _verified(self, job: Assignment, what: str) -> bytes:
         """The job's payload once its signature checks out; a refusal raises (the worker
         loop logs it once and fails the job, saying why: nothing is stored)."""
         return wire.verify(job.payload, self.secret, what)
 
-    def _on_store(self, job: Job) -> bytes:
+    def _on_store(self, job: Assignment) -> bytes:
         batch = wire.unpack_batch(self._verified(job, "batch"))
         result = self.store.store(batch)
         log.debug("batch %s: %d lines%s", batch.batch_id, result.lines,
@@ -189,7 +189,7 @@ class NodeService:
         except GearmanError as exc:
             raise RetryJob(f"copies of batch {batch_id} not queued: {exc}") from None
 
-    def _on_replica(self, job: Job) -> bytes:
+    def _on_replica(self, job: Assignment) -> bytes:
         replica = wire.unpack_replica(self._verified(job, "replica"))
         try:
             lines = self.store.store_records(replica.batch_id, replica.records)
@@ -200,7 +200,7 @@ class NodeService:
         log.debug("copy of batch %s from %s: %d lines", replica.batch_id, replica.origin, lines)
         return b"ok"
 
-    def _on_logger(self, job: Job) -> bytes:
+    def _on_logger(self, job: Assignment) -> bytes:
         # Raw lines from `gearman -n -f logger`. The job's unique id survives requeueing,
         # so it is the dedupe key; the arrival time orders it among equal timestamps.
         unique = job.unique or job.handle.decode("ascii", "replace")
@@ -210,7 +210,7 @@ class NodeService:
         self._replicate(batch_id, result)
         return b"ok"
 
-    def _on_map(self, job: Job) -> bytes:
+    def _on_map(self, job: Assignment) -> bytes:
         request = wire.unpack_request(self._verified(job, "map request"))
         handler = mapjobs.MAP_JOBS.get(request.job)
         if request.job == "run":

@@ -15,7 +15,7 @@ from logmr.errors import GearmanError, GearmanTimeout, JobFailed, ServerUnavaila
 from logmr.gearman import admin
 from logmr.gearman.client import Client, server_order
 from logmr.gearman.connection import Connection, Server
-from logmr.gearman.worker import Job, RetryJob, Worker
+from logmr.gearman.worker import Assignment, RetryJob, Worker
 
 if TYPE_CHECKING:
     from tests.conftest import GearmandProcess
@@ -30,10 +30,10 @@ class Recorder:
     """A handler that records jobs and returns a fixed result."""
 
     def __init__(self, result: bytes | None = b"ok") -> None:
-        self.jobs: list[Job] = []
+        self.jobs: list[Assignment] = []
         self.result = result
 
-    def __call__(self, job: Job) -> bytes | None:
+    def __call__(self, job: Assignment) -> bytes | None:
         self.jobs.append(job)
         return self.result
 
@@ -89,7 +89,7 @@ def test_pipelined_background_submit(gearmand: GearmandProcess) -> None:
 
 
 def test_foreground_job_streams_data_then_completes(gearmand: GearmandProcess) -> None:
-    def handler(job: Job) -> bytes:
+    def handler(job: Assignment) -> bytes:
         for chunk in (b"one\0", ODD_BYTES, b"three"):
             job.send_data(chunk)
         job.send_status(3, 3)
@@ -109,7 +109,7 @@ def test_foreground_job_streams_data_then_completes(gearmand: GearmandProcess) -
 
 
 def test_work_exception_surfaces_as_job_failed(gearmand: GearmandProcess) -> None:
-    def handler(job: Job) -> bytes:
+    def handler(job: Assignment) -> bytes:
         raise RuntimeError("disk on fire")
 
     job = Client([gearmand.server]).submit("t.boom", b"", "boom-1")
@@ -125,7 +125,7 @@ def test_work_exception_surfaces_as_job_failed(gearmand: GearmandProcess) -> Non
 def test_handler_exception_does_not_kill_the_worker(gearmand: GearmandProcess) -> None:
     seen: list[bytes] = []
 
-    def handler(job: Job) -> bytes:
+    def handler(job: Assignment) -> bytes:
         seen.append(job.payload)
         if job.payload == b"bad":
             raise ValueError("bad batch")
@@ -152,7 +152,7 @@ def test_handler_returning_a_str_fails_the_job_not_the_worker(gearmand: Gearmand
 def test_retry_job_requeues(gearmand: GearmandProcess, wait_for: WaitFor) -> None:
     attempts: list[str] = []
 
-    def handler(job: Job) -> bytes:
+    def handler(job: Assignment) -> bytes:
         attempts.append(job.unique)
         if len(attempts) == 1:
             raise RetryJob("not now")
@@ -307,7 +307,7 @@ def test_register_while_working(gearmand: GearmandProcess, wait_for: WaitFor) ->
 def test_stop_finishes_the_job_at_hand(gearmand: GearmandProcess) -> None:
     entered, release = threading.Event(), threading.Event()
 
-    def handler(job: Job) -> bytes:
+    def handler(job: Assignment) -> bytes:
         entered.set()
         assert release.wait(10)
         return b"finished"
@@ -333,7 +333,7 @@ def test_stop_before_work_returns_at_once(gearmand: GearmandProcess) -> None:
 def test_workers_in_threads_share_the_jobs(gearmand: GearmandProcess, wait_for: WaitFor) -> None:
     lock, seen = threading.Lock(), []
 
-    def handler(job: Job) -> bytes:
+    def handler(job: Assignment) -> bytes:
         with lock:
             seen.append(job.unique)
         return b""

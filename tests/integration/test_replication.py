@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from logmr import wire
+from logmr.client.search import GrepRequest, grep
 from logmr.gearman import admin
 from logmr.gearman.connection import Server
 from logmr.mapfn.grep import GrepQuery
-from logmr.search import GrepRequest, grep
 from logmr.store.node import NodeStore
 from tests.cluster import HACKERS, HACKERS_LINES, SEMICOMPLETE, SEMICOMPLETE_LINES, LocalCluster
 from tests.conftest import wait_for

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 import logmr.files
+from logmr.client.report import file_report
+from logmr.client.search import GrepRequest, grep_files
 from logmr.mapfn.grep import GrepQuery
 from logmr.mapfn.spec import CLICK, PANELS, ReportSpec
-from logmr.report import file_report
-from logmr.search import GrepRequest, grep_files
 from tests.cluster import HACKERS, SEMICOMPLETE
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from logmr.cluster import default_data_dir
+from logmr.client.cluster import default_data_dir
 from logmr.ship.spool import default_spool_dir
 
 

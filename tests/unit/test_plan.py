@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from logmr.client.plan import Plan
+from logmr.client.status import replication_summary
 from logmr.errors import LogmrError
-from logmr.query import Plan
-from logmr.status import replication_summary
 from logmr.store.mapjobs import chosen_records, map_records
 from logmr.store.node import NodeStore
 from logmr.store.replication import copy_unique, rendezvous

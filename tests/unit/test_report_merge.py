@@ -10,12 +10,13 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logmr.mapfn import aggregate
 from logmr.mapfn.agents import classify_agent, is_static
+from logmr.mapfn.aggregate import Combiner, page_stream
 from logmr.mapfn.frames import record_frame
 from logmr.mapfn.parse import parse_batch
-from logmr.mapfn.report import Combiner, map_report, page_stream
+from logmr.mapfn.partial import Merged
 from logmr.mapfn.spec import CLICK, KMV, PANELS, ReportSpec
-from logmr.reduce.report import Merged
 from tests.cluster import HACKERS
 
 SPEC = ReportSpec(reports=(*PANELS, *(c for c in CLICK if c not in ("transitions", "funnel"))),
@@ -30,11 +31,11 @@ def _is_bot(ua: bytes) -> bool:
 def partial_of(lines: list[bytes]) -> dict[str, Any]:
     parsed = parse_batch(b"".join(lines), "combined")
     frame, bad = record_frame(parsed.columns, parsed.ts)
-    return map_report(frame, bad, SPEC, _is_bot, is_static)
+    return aggregate.partial_of(frame, bad, SPEC, _is_bot, is_static)
 
 
 def finalize(partials: list[dict[str, Any]]) -> dict[str, Any]:
-    from logmr.report import finalize as shape
+    from logmr.client.report import finalize as shape
 
     merged = Merged()
     for p in partials:

@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logmr import wire
+from logmr.client.plan import Coverage, Fanout, Reader, coverage_of, discover, require_nodes
 from logmr.errors import LogmrError
 from logmr.files import read_chunks
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
 from logmr.mapfn.agents import is_bot
+from logmr.mapfn.partial import Merged
 from logmr.mapfn.spec import ReportSpec
-from logmr.query import Coverage, Fanout, Reader, coverage_of, discover, require_nodes
-from logmr.reduce.report import Merged, panels
+from logmr.reduce.panels import panels
 
 
 @dataclass
@@ -46,7 +47,7 @@ def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None
     """Map the report on every live node; merge the partials here.
 
     Each record is read once, by one of the nodes that hold it (the read plan of
-    :class:`logmr.query.Reader`); a node that fails midway has its share read again by
+    :class:`logmr.client.plan.Reader`); a node that fails midway has its share read again by
     the other holders, and what it had sent is dropped.
     """
     cluster = discover(servers)
@@ -127,7 +128,7 @@ def file_report(paths: Iterable[str], spec: ReportSpec, fmt: str = "combined") -
     mapped on every core, and the partials merged here as they would be from nodes."""
     from logmr.files import PARALLEL_FROM, map_chunks, total_size
     from logmr.mapfn.agents import is_static
-    from logmr.mapfn.report import map_report
+    from logmr.mapfn.aggregate import partial_of
 
     paths = list(paths)
     merged = Merged()
@@ -137,7 +138,7 @@ def file_report(paths: Iterable[str], spec: ReportSpec, fmt: str = "combined") -
     if not merged.nodes:
         from logmr.mapfn import frames
 
-        merged.add(map_report(frames.empty_frame(), 0, spec, is_bot, is_static))
+        merged.add(partial_of(frames.empty_frame(), 0, spec, is_bot, is_static))
     return ReportResult(finalize(merged, spec))
 
 
@@ -147,9 +148,9 @@ def map_file_chunk(blob: bytes, spec: ReportSpec, fmt: str) -> dict[str, Any]:
 
     from logmr.mapfn import frames
     from logmr.mapfn.agents import is_static
+    from logmr.mapfn.aggregate import apply_filters, partial_of
     from logmr.mapfn.grep import GrepQuery, matching_spans
     from logmr.mapfn.parse import parse_batch
-    from logmr.mapfn.report import apply_filters, map_report
 
     parsed = parse_batch(blob, fmt)
     frame, bad = frames.record_frame(parsed.columns, parsed.ts)
@@ -158,4 +159,4 @@ def map_file_chunk(blob: bytes, spec: ReportSpec, fmt: str) -> dict[str, Any]:
         keep = [i for i, _, _ in matching_spans(blob, rx)]
         frame = frame.filter(pl.col("line").is_in(keep))
     frame = apply_filters(frame, spec.filters, is_bot)
-    return map_report(frame, bad, spec, is_bot, is_static)
+    return partial_of(frame, bad, spec, is_bot, is_static)

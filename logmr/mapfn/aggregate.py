@@ -1,7 +1,7 @@
 """Reports as map functions: a frame of parsed lines in, a partial aggregate out.
 
 A partial is plain data (msgpack-able). Partials from any split of the lines merge into
-the same result (``logmr.reduce.report``), so a report never depends on how batches were
+the same result (``logmr.mapfn.partial``), so a report never depends on how batches were
 spread over nodes. Each row keeps hits, bytes and the 128 smallest visitor hashes (a
 k-minimum-values sketch): unique visitors are exact up to 128 per row and estimated above,
 and the sketches of two nodes merge by union. The summary keeps every visitor hash, so its
@@ -19,8 +19,8 @@ from typing import Any
 import polars as pl
 
 from logmr.mapfn.frames import with_hash
+from logmr.mapfn.partial import Merged
 from logmr.mapfn.spec import KEYS, KMV, VISITOR_KEYS, Filters, ReportSpec
-from logmr.reduce.report import Merged
 
 
 def _values_matching(series: pl.Series, pattern: bytes) -> list[bytes]:
@@ -78,7 +78,7 @@ def _summary(frame: pl.DataFrame, unparsed: int) -> dict[str, Any]:
             "visitors": frame["vh"].drop_nulls().unique().to_list()}
 
 
-def map_report(frame: pl.DataFrame, unparsed: int, spec: ReportSpec,
+def partial_of(frame: pl.DataFrame, unparsed: int, spec: ReportSpec,
                is_bot: Callable[[bytes], bool], is_static: Callable[[bytes], bool]
                ) -> dict[str, Any]:
     """The partial aggregate of one node's (already filtered) frame."""
@@ -131,7 +131,7 @@ class Combiner:
                 parts[:] = [_own_keys(_merge_groups(parts))]
 
     def partial(self) -> dict[str, Any]:
-        """The combined partial, in the form :func:`map_report` returns (no pages)."""
+        """The combined partial, in the form :func:`partial_of` returns (no pages)."""
         return {"summary": self.summary.to_partial()["summary"],
                 "dims": {dim: _rows(_merge_groups(parts)) if parts else []
                          for dim, parts in self.dims.items()}}

@@ -18,7 +18,7 @@ from logmr.errors import GearmanError, LogmrError, ServerUnavailable
 from logmr.gearman import admin
 from logmr.gearman.client import Client, ForegroundJob
 from logmr.gearman.connection import Server
-from logmr.reduce.merge import merge_rows
+from logmr.reduce.merge import merge_sorted
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +375,7 @@ class Reader:
     def rows(self) -> Iterator[list[Any]]:
         """Every node's rows merged into one time order; a stream broken off is taken
         up by other holders from the row after the last one received."""
-        yield from merge_rows(self._streams(self.first()))
+        yield from merge_sorted(self._streams(self.first()))
 
     def _streams(self, fan: Fanout) -> list[Iterator[list[Any]]]:
         streams = [self._stream(fan, node_id) for node_id in fan.jobs]
@@ -383,7 +383,7 @@ class Reader:
         if unsent:  # could not even be sent
             sub = self.take_over(fan, unsent)
             if sub is not None:
-                streams.append(merge_rows(self._streams(sub)))
+                streams.append(merge_sorted(self._streams(sub)))
         return streams
 
     def _stream(self, fan: Fanout, node_id: str) -> Iterator[list[Any]]:
@@ -395,7 +395,7 @@ class Reader:
             after = None if last is None else [last[0], last[1], last[2]]
             sub = self.take_over(fan, {node_id: fan.failed[node_id]}, {"after": after})
             if sub is not None:
-                yield from merge_rows(self._streams(sub))
+                yield from merge_sorted(self._streams(sub))
 
     @property
     def missing_lines(self) -> int:

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logmr import wire
+from logmr.client.plan import Coverage, Reader, coverage_of, discover, require_nodes
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
 from logmr.mapfn.grep import GrepQuery
-from logmr.query import Coverage, Reader, coverage_of, discover, require_nodes
 from logmr.timeutil import in_span
 
 
@@ -34,7 +34,7 @@ class GrepRequest:
 
 
 @dataclass(frozen=True)
-class Line:
+class Match:
     """One line of grep output."""
 
     time: int
@@ -78,7 +78,7 @@ def count_once(results: Iterable[dict[str, Any]]) -> int:
 
 
 def grep(servers: list[Server], request: GrepRequest, client: Client | None = None, *,
-         secret: bytes | None = None) -> tuple[GrepOutcome, Iterator[Line]]:
+         secret: bytes | None = None) -> tuple[GrepOutcome, Iterator[Match]]:
     """Start a grep on every live node; returns the outcome and the merged lines.
 
     ``secret`` signs the map requests (see :func:`logmr.wire.sign`). The outcome's
@@ -96,7 +96,7 @@ def grep(servers: list[Server], request: GrepRequest, client: Client | None = No
         raise
     outcome = GrepOutcome(reader, [n.node_id for n in cluster.nodes], cluster.servers_down)
 
-    def lines() -> Iterator[Line]:
+    def lines() -> Iterator[Match]:
         try:
             if request.count_only:
                 outcome.count = count_once(reader.results())
@@ -105,7 +105,7 @@ def grep(servers: list[Server], request: GrepRequest, client: Client | None = No
                 if request.limit is not None and outcome.count >= request.limit:
                     break
                 outcome.count += 1
-                yield Line(time=row[0], host=row[3], node=row[5], line=row[4],
+                yield Match(time=row[0], host=row[3], node=row[5], line=row[4],
                            key=(row[0], row[1], row[2]))
         finally:
             reader.close()
@@ -115,7 +115,7 @@ def grep(servers: list[Server], request: GrepRequest, client: Client | None = No
 
 
 def grep_files(paths: list[str], request: GrepRequest, fmt: str = "combined"
-               ) -> tuple[GrepOutcome, Iterator[Line]]:
+               ) -> tuple[GrepOutcome, Iterator[Match]]:
     """The same grep over log files, in this process (large inputs on every core):
     matching lines in time order, lines of the same second in the order of the files."""
     from logmr.files import PARALLEL_FROM, map_chunks, read_chunks, total_size
@@ -123,7 +123,7 @@ def grep_files(paths: list[str], request: GrepRequest, fmt: str = "combined"
     request.query.compile()
     outcome = GrepOutcome(None, ["local"])
 
-    def lines() -> Iterator[Line]:
+    def lines() -> Iterator[Match]:
         rows: list[tuple[int, int, bytes]] = []
         seen = 0
         parallel = total_size(paths) >= PARALLEL_FROM
@@ -138,7 +138,7 @@ def grep_files(paths: list[str], request: GrepRequest, fmt: str = "combined"
         if request.count_only:
             return
         for t, _, line in rows:
-            yield Line(time=t, host="-", node="local", line=line)
+            yield Match(time=t, host="-", node="local", line=line)
 
     return outcome, lines()
 
@@ -160,7 +160,7 @@ def grep_file_chunk(blob: bytes, request: GrepRequest, fmt: str
 
 
 def follow(servers: list[Server], request: GrepRequest, *, secret: bytes | None = None,
-           poll: float = 0.5, stop: Callable[[], bool] = lambda: False) -> Iterator[Line]:
+           poll: float = 0.5, stop: Callable[[], bool] = lambda: False) -> Iterator[Match]:
     """Lines as they arrive, like ``tail -f`` of one merged log: every ``poll`` seconds,
     the lines stored since the last ones seen, in time order. A line that arrives after
     newer ones were shown (a late batch) is shown when it arrives."""
@@ -187,6 +187,6 @@ def follow(servers: list[Server], request: GrepRequest, *, secret: bytes | None 
         clock.sleep(max(0.0, poll - (clock.monotonic() - started)))  # the polling interval
 
 
-def _keyed(lines: Iterator[Line]) -> Iterator[tuple[tuple[Any, ...], Line]]:
+def _keyed(lines: Iterator[Match]) -> Iterator[tuple[tuple[Any, ...], Match]]:
     for item in lines:
         yield item.key, item

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logmr import wire
+from logmr.client.plan import Plan, discover, plan_reads, verified_answer
 from logmr.errors import LogmrError
 from logmr.gearman import admin
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
-from logmr.query import Plan, discover, plan_reads, verified_answer
 
 
 @dataclass
