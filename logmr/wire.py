@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +82,20 @@ class MapRequest:
 
     job: str
     args: dict[str, Any] = field(default_factory=dict)
+
+
+def rendezvous(key: str, nodes: Iterable[str]) -> list[str]:
+    """``nodes`` ordered by their highest-random-weight score for ``key``: the first are
+    where ``key`` goes (a batch's copies; which holder of a record reads it for a query).
+    Stable: the order of the others is kept when a node leaves.
+
+    >>> rendezvous("b1", ["n1", "n2", "n3"]) == rendezvous("b1", ["n3", "n1", "n2"])
+    True
+    """
+    def score(node: str) -> bytes:
+        return hashlib.blake2b(f"{key}\0{node}".encode(), digest_size=8).digest()
+
+    return sorted(nodes, key=score, reverse=True)
 
 
 def _packb(value: Any) -> bytes:

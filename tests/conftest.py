@@ -14,9 +14,9 @@ from typing import TypeVar
 
 import pytest
 
-from logmr.errors import GearmanError
 from logmr.gearman import admin
 from logmr.gearman.connection import Server
+from logmr.gearman.errors import GearmanError
 
 pytest_plugins = ["tests.cluster", "tests.netns"]
 

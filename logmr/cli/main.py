@@ -16,6 +16,7 @@ import click
 
 from logmr import __version__
 from logmr.errors import LogmrError
+from logmr.gearman.errors import GearmanError
 
 COMMANDS = {"ship": "logmr.cli.ship", "worker": "logmr.cli.worker",
             "grep": "logmr.cli.grep", "report": "logmr.cli.report", "run": "logmr.cli.run",
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except click.ClickException as exc:
         _fail(exc.format_message())
-    except LogmrError as exc:
+    except (LogmrError, GearmanError) as exc:
         if debug:
             traceback.print_exc()
         _fail(str(exc))

@@ -9,6 +9,7 @@ import click
 
 from logmr.errors import ConfigError
 from logmr.gearman.connection import Server, parse_servers
+from logmr.gearman.errors import AddressError
 from logmr.timeutil import parse_when
 from logmr.wire import load_secret
 
@@ -19,7 +20,7 @@ DEFAULT_SERVERS = "127.0.0.1:4730"
 def _servers(ctx: click.Context, param: click.Parameter, value: str) -> list[Server]:
     try:
         return parse_servers(value)
-    except (ConfigError, ValueError) as exc:
+    except (AddressError, ValueError) as exc:
         raise click.BadParameter(str(exc)) from None
 
 

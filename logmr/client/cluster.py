@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from logmr import private, wire
-from logmr.errors import GearmanError, LogmrError
+from logmr.errors import LogmrError
 from logmr.gearman import admin
 from logmr.gearman.connection import Server
+from logmr.gearman.errors import GearmanError
 
 STATE = "cluster.json"
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logmr import wire
-from logmr.errors import GearmanError, LogmrError, ServerUnavailable
+from logmr.errors import LogmrError
 from logmr.gearman import admin
 from logmr.gearman.client import Client, ForegroundJob
 from logmr.gearman.connection import Server
+from logmr.gearman.errors import GearmanError, ServerUnavailable
 from logmr.reduce.merge import merge_sorted
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def plan_reads(client: Client, cluster: Cluster, since: int | None, until: int |
     :mod:`logmr.store.repair`): those records, unless a live node holds them, are missing.
     When a node does not list its records, a node that did is asked what it last held.
     """
-    from logmr.store.replication import rendezvous
+    from logmr.wire import rendezvous
 
     args = {"since": since, "until": until}
     live = [n.node_id for n in cluster.nodes]
@@ -237,7 +238,7 @@ class Fanout:
                     row.append(node_id)
                     yield row
             self.results[node_id] = wire.unpack_result(self.verified(node_id, job.result))
-        except LogmrError as exc:
+        except (LogmrError, GearmanError) as exc:
             self.failed[node_id] = str(exc)
         finally:
             job.close()

@@ -13,6 +13,7 @@ from logmr.errors import LogmrError
 from logmr.files import read_chunks
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
+from logmr.gearman.errors import GearmanError
 from logmr.mapfn.agents import is_bot
 from logmr.mapfn.partial import Merged
 from logmr.mapfn.spec import ReportSpec
@@ -111,7 +112,7 @@ def _fold_all(fan: Fanout, merged: Merged, failed: dict[str, str],
                                                                            job.result))
                         if progress is not None:
                             progress(node_id, 1, 1)
-                except LogmrError as exc:
+                except (LogmrError, GearmanError) as exc:
                     failed[node_id] = str(exc)
                 if job.finished or node_id in failed:
                     selector.unregister(key.fileobj)

@@ -12,6 +12,7 @@ from logmr.errors import LogmrError
 from logmr.gearman import admin
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
+from logmr.gearman.errors import GearmanError
 
 
 @dataclass
@@ -50,7 +51,7 @@ def cluster_status(servers: list[Server], timeout: float = 10.0, *,
                 stats.pop("v", None)
                 stats["server"] = str(node.server)
                 out.nodes[node.node_id] = stats
-            except LogmrError as exc:
+            except (LogmrError, GearmanError) as exc:
                 out.failed[node.node_id] = str(exc)
         if cluster.nodes and replication:
             plan = plan_reads(client, cluster, None, None, timeout, secret)

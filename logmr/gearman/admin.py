@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from logmr.errors import GearmanError, GearmanTimeout, ProtocolError, ServerUnavailable
 from logmr.gearman.connection import Server, open_socket
+from logmr.gearman.errors import GearmanError, GearmanTimeout, ProtocolError, ServerUnavailable
 
 MAX_REPLY = 64 * 1024 * 1024
 

@@ -9,8 +9,14 @@ from collections.abc import Iterator, Sequence
 from enum import Enum
 from types import TracebackType
 
-from logmr.errors import ConfigError, GearmanError, JobFailed, ProtocolError, ServerUnavailable
 from logmr.gearman.connection import Connection, Server
+from logmr.gearman.errors import (
+    AddressError,
+    GearmanError,
+    JobFailed,
+    ProtocolError,
+    ServerUnavailable,
+)
 from logmr.gearman.protocol import Packet, T, encode, function_bytes, unique_bytes
 
 log = logging.getLogger(__name__)
@@ -188,7 +194,7 @@ class Client:
 
     def __init__(self, servers: Sequence[Server], timeout: float = 10.0) -> None:
         if not servers:
-            raise ConfigError("no job server given")
+            raise AddressError("no job server given")
         self.servers = list(servers)
         self.timeout = timeout
         self._conns: dict[Server, Connection] = {}

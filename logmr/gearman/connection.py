@@ -11,7 +11,13 @@ from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
 
-from logmr.errors import ConfigError, GearmanError, GearmanTimeout, ProtocolError, ServerUnavailable
+from logmr.gearman.errors import (
+    AddressError,
+    GearmanError,
+    GearmanTimeout,
+    ProtocolError,
+    ServerUnavailable,
+)
 from logmr.gearman.protocol import REQ, Decoder, Packet, T, encode
 
 log = logging.getLogger(__name__)
@@ -34,7 +40,7 @@ class Server:
 
 def _parse_port(text: str, item: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ConfigError(f"bad port in job server {item!r}: use HOST:PORT, PORT 1-65535")
+        raise AddressError(f"bad port in job server {item!r}: use HOST:PORT, PORT 1-65535")
     return int(text)
 
 
@@ -44,21 +50,21 @@ def parse_server(item: str) -> Server:
     if item.startswith("["):
         host, sep, rest = item[1:].partition("]")
         if not sep or not host or (rest and not rest.startswith(":")):
-            raise ConfigError(f"bad job server {item!r}: write an IPv6 address as [ADDR]:PORT")
+            raise AddressError(f"bad job server {item!r}: write an IPv6 address as [ADDR]:PORT")
         port = _parse_port(rest[1:], item) if rest else DEFAULT_PORT
         return Server(host, port)
     if item.count(":") > 1:
         return Server(item)
     host, sep, port_text = item.partition(":")
     if not host:
-        raise ConfigError(f"bad job server {item!r}: a host name is missing")
+        raise AddressError(f"bad job server {item!r}: a host name is missing")
     return Server(host, _parse_port(port_text, item) if sep else DEFAULT_PORT)
 
 
 def parse_servers(text: str) -> list[Server]:
     """Parse a comma-separated server list such as ``"h1:4730,h2,[::1]:4731"``.
 
-    Duplicates are dropped, order is kept; an empty list is a :class:`ConfigError`.
+    Duplicates are dropped, order is kept; an empty list is a :class:`AddressError`.
     """
     servers: list[Server] = []
     for item in text.split(","):
@@ -67,7 +73,7 @@ def parse_servers(text: str) -> list[Server]:
             if server not in servers:
                 servers.append(server)
     if not servers:
-        raise ConfigError(f"no job server in {text!r}: give HOST:PORT[,HOST:PORT...]")
+        raise AddressError(f"no job server in {text!r}: give HOST:PORT[,HOST:PORT...]")
     return servers
 
 

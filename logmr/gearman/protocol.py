@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-from logmr.errors import ProtocolError
+from logmr.gearman.errors import ProtocolError
 
 REQ = b"\0REQ"
 RES = b"\0RES"

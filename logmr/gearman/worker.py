@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from logmr.errors import ConfigError, GearmanError, LogmrError, ServerUnavailable
 from logmr.gearman.connection import Connection, Server
+from logmr.gearman.errors import AddressError, GearmanError, ServerUnavailable
 from logmr.gearman.protocol import Packet, T, encode, function_bytes
 
 log = logging.getLogger(__name__)
@@ -92,22 +92,26 @@ class Worker:
     the reason, then WORK_FAIL: the job is gone for good, and every client learns it has
     ended (gearmand 1.1.20 forwards WORK_EXCEPTION only to clients that asked for it, then
     drops the job, so the stock ``gearman`` CLI would wait for ever). :class:`RetryJob`
-    hands the job back to be requeued. Several Workers may run in threads of one process;
-    one Worker's :meth:`work` runs in one thread.
+    hands the job back to be requeued. Exceptions of the ``refusals`` types are a handler
+    saying no on purpose: logged as one line, their message is the reason; any other is
+    logged with its traceback. Several Workers may run in threads of one process; one
+    Worker's :meth:`work` runs in one thread.
     """
 
     def __init__(
         self, servers: Sequence[Server], client_id: str | None = None, *,
         connect_timeout: float = 5.0, io_timeout: float | None = 30.0,
         max_backoff: float = MAX_BACKOFF,
+        refusals: tuple[type[BaseException], ...] = (),
     ) -> None:
         if not servers:
-            raise ConfigError("no job server given")
+            raise AddressError("no job server given")
         if client_id is not None and (not client_id or any(c.isspace() for c in client_id)):
             raise ValueError(f"client id {client_id!r} must be non-empty without whitespace")
         self.servers = list(servers)
         self.client_id = client_id
         self.max_backoff = max_backoff
+        self.refusals = refusals
         self._links = [_Link(Connection(s, connect_timeout, io_timeout)) for s in self.servers]
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
@@ -330,7 +334,7 @@ class Worker:
         except Exception as exc:
             if not link.conn.connected:
                 raise ServerUnavailable(f"lost job server {link.conn.server} during a job") from exc
-            if isinstance(exc, LogmrError):  # refused on purpose: say why, no traceback
+            if isinstance(exc, self.refusals):  # refused on purpose: say why, no traceback
                 log.warning("rejected %s job %s: %s", function,
                             handle.decode("latin-1"), exc)
                 message = str(exc).encode("utf-8", "replace")

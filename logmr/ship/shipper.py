@@ -26,9 +26,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from logmr import wire
-from logmr.errors import LogmrError, ServerUnavailable
+from logmr.errors import LogmrError
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
+from logmr.gearman.errors import GearmanError, ServerUnavailable
 from logmr.mapfn.parse import compile_format
 from logmr.ship.batcher import Batcher, BatchLimits
 from logmr.ship.spool import SpoolFile, default_spool_dir, open_spool_dir, orphans
@@ -243,7 +244,7 @@ class Shipper:
                 spool.remove()
         except GaveUp as exc:
             channel.error = _kept(exc, self.options.spool_dir)
-        except LogmrError as exc:
+        except (LogmrError, GearmanError) as exc:
             channel.error = exc
         finally:
             if channel.error is not None:
@@ -319,7 +320,7 @@ class _Channel:
     files: deque[SpoolFile] = field(default_factory=deque)
     sealed: set[str] = field(default_factory=set)
     eof: bool = False
-    error: LogmrError | None = None
+    error: LogmrError | GearmanError | None = None
     cond: threading.Condition = field(default_factory=threading.Condition)
 
     def __post_init__(self) -> None:

@@ -31,9 +31,11 @@ from logmr import private, wire
 from logmr.errors import LogmrError
 from logmr.gearman.client import Client, Priority
 from logmr.gearman.connection import Server
+from logmr.gearman.errors import GearmanError
 from logmr.store.node import NodeStore
-from logmr.store.replication import copy_unique, live_nodes, rendezvous
+from logmr.store.replication import copy_unique, live_nodes
 from logmr.timeutil import overlaps
+from logmr.wire import rendezvous
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +149,7 @@ class Repairer:
         while not stop.wait(self.every):
             try:
                 self.round(stop)
-            except LogmrError as exc:
+            except (LogmrError, GearmanError) as exc:
                 log.warning("repair round failed: %s; trying again in %g s", exc, self.every)
             except Exception:  # noqa: BLE001 - a bad round must not end repair for good
                 log.exception("repair round failed; trying again in %g s", self.every)
@@ -192,7 +194,7 @@ class Repairer:
                 rows = wire.unpack_result(wire.verify(
                     job.result, self.secret, f"listing from node {peer}",
                     unique.encode())).get("records", [])
-        except LogmrError as exc:
+        except (LogmrError, GearmanError) as exc:
             log.info("repair: node %s did not list its records: %s", peer, exc)
             return None
         return Listing(time.time(), {(str(r[0]), int(r[1])): (int(r[2]), int(r[3]), int(r[4]))

@@ -16,31 +16,18 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from logmr import wire
-from logmr.errors import GearmanError
 from logmr.gearman import admin
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
+from logmr.gearman.errors import GearmanError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REPLICAS = 2
 PEERS_TTL = 2.0  # seconds a view of the live peers is reused
-
-
-def rendezvous(key: str, nodes: Iterable[str]) -> list[str]:
-    """``nodes`` ordered by their highest-random-weight score for ``key``: the first are
-    where ``key`` goes. Stable: the order of the others is kept when a node leaves.
-
-    >>> rendezvous("b1", ["n1", "n2", "n3"]) == rendezvous("b1", ["n3", "n1", "n2"])
-    True
-    """
-    def score(node: str) -> bytes:
-        return hashlib.blake2b(f"{key}\0{node}".encode(), digest_size=8).digest()
-
-    return sorted(nodes, key=score, reverse=True)
 
 
 def live_nodes(servers: Sequence[Server], prefix: str, timeout: float = 2.0) -> set[str]:
@@ -92,7 +79,7 @@ class Replicator:
 
     def targets(self, batch_id: str) -> list[str]:
         """The peers a batch's copies go to (never this node)."""
-        return rendezvous(batch_id, self.peers())[:max(0, self.replicas - 1)]
+        return wire.rendezvous(batch_id, self.peers())[:max(0, self.replicas - 1)]
 
     def replicate(self, batch_id: str, records: list[bytes]) -> int:
         """Submit the copies of a stored batch; returns how many were queued. Raises

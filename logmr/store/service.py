@@ -19,15 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from logmr import wire
-from logmr.errors import (
-    ConfigError,
-    DiskUnavailable,
-    GearmanError,
-    LogmrError,
-    StoreError,
-    WireError,
-)
+from logmr.errors import ConfigError, DiskUnavailable, LogmrError, StoreError, WireError
 from logmr.gearman.connection import Server
+from logmr.gearman.errors import GearmanError
 from logmr.gearman.worker import Assignment, RetryJob, Worker
 from logmr.jobs import Job as UserJob
 from logmr.store import disk, mapjobs
@@ -75,9 +69,13 @@ class NodeService:
         self.repairer = Repairer(store, servers, replicas, secret, every=repair_every,
                                  rate=repair_rate)
         self.disk_poll = disk_poll
-        self.ingest = Worker(servers, client_id=f"logmr-ingest-{store.node_id}")
+        # a LogmrError is a refusal on purpose (a bad batch, a bad query): one line, no trace
+        refusals = (LogmrError,)
+        self.ingest = Worker(servers, client_id=f"logmr-ingest-{store.node_id}",
+                             refusals=refusals)
         # copies on a connection of their own: a backlog of batches cannot starve them
-        self.copies = Worker(servers, client_id=f"logmr-copies-{store.node_id}")
+        self.copies = Worker(servers, client_id=f"logmr-copies-{store.node_id}",
+                             refusals=refusals)
         self._ingest_handlers: dict[str, tuple[Worker, Callable[[Assignment], bytes]]] = {
             wire.STORE_FUNCTION: (self.ingest, self._keeping(self._on_store)),
             wire.replica_function(store.node_id): (self.copies, self._keeping(self._on_replica))}
@@ -95,7 +93,8 @@ class NodeService:
             self._take_batches()
         else:
             self._refuse(reason)
-        self.query = Worker(servers, client_id=f"logmr-map-{store.node_id}")
+        self.query = Worker(servers, client_id=f"logmr-map-{store.node_id}",
+                            refusals=refusals)
         self.query.register(wire.map_function(store.node_id), self._on_map)
         self._threads: list[threading.Thread] = []  # the Gearman workers
         self._loops: list[threading.Thread] = []  # repair and the view of the peers

@@ -11,8 +11,8 @@ import msgpack
 import pytest
 
 from logmr import wire
-from logmr.errors import JobFailed
 from logmr.gearman.client import Client
+from logmr.gearman.errors import JobFailed
 from logmr.store import segment
 from tests.cluster import PRESENTATIONS, SEMICOMPLETE, SEMICOMPLETE_LINES, LocalCluster, logmr
 from tests.conftest import wait_for

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from logmr.errors import GearmanError, ServerUnavailable
 from logmr.gearman import admin
 from logmr.gearman.admin import FunctionStatus
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
+from logmr.gearman.errors import GearmanError, ServerUnavailable
 from logmr.gearman.worker import Worker
 
 if TYPE_CHECKING:

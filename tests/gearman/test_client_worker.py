@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from logmr.errors import GearmanError, GearmanTimeout, JobFailed, ServerUnavailable
 from logmr.gearman import admin
 from logmr.gearman.client import Client, server_order
 from logmr.gearman.connection import Connection, Server
+from logmr.gearman.errors import GearmanError, GearmanTimeout, JobFailed, ServerUnavailable
 from logmr.gearman.worker import Assignment, RetryJob, Worker
 
 if TYPE_CHECKING:
@@ -120,6 +120,31 @@ def test_work_exception_surfaces_as_job_failed(gearmand: GearmandProcess) -> Non
         list(job)
     with pytest.raises(GearmanError, match="not completed"):
         _ = job.result
+
+
+def test_a_refusal_is_its_reason_alone_and_any_other_error_logs_its_traceback(
+        gearmand: GearmandProcess, caplog: pytest.LogCaptureFixture) -> None:
+    class Refused(Exception):
+        pass
+
+    def handler(job: Assignment) -> bytes:
+        raise (Refused if job.payload == b"no" else KeyError)(job.payload.decode())
+
+    refused = Client([gearmand.server]).submit("t.refuse", b"no", "r-1")
+    crashed = Client([gearmand.server]).submit("t.refuse", b"oops", "r-2")
+    with caplog.at_level("INFO", logger="logmr.gearman.worker"), Worker(
+            [gearmand.server], refusals=(Refused,)) as worker:
+        worker.register("t.refuse", handler)
+        assert worker.work(burst=True) == 2
+    with pytest.raises(JobFailed) as no:
+        list(refused)
+    with pytest.raises(JobFailed) as oops:
+        list(crashed)
+    assert str(no.value).endswith(": no") and "Refused" not in str(no.value)
+    assert "KeyError: 'oops'" in str(oops.value)
+    logged = [r for r in caplog.records if "t.refuse" in r.getMessage()]
+    # the refusal in one line, the crash with its traceback
+    assert [r.exc_info is None for r in logged] == [True, False]
 
 
 def test_handler_exception_does_not_kill_the_worker(gearmand: GearmandProcess) -> None:

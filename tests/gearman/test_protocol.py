@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from logmr.errors import ConfigError, ProtocolError
 from logmr.gearman.client import server_order
 from logmr.gearman.connection import Server, parse_servers
+from logmr.gearman.errors import AddressError, ProtocolError
 from logmr.gearman.protocol import (
     ARG_COUNTS,
     HEADER,
@@ -150,7 +150,7 @@ def test_parse_servers() -> None:
 
 @pytest.mark.parametrize("text", ["", " , ", "h:0", "h:70000", "h:x", ":4730", "[::1", "[::1]x"])
 def test_bad_server_lists(text: str) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(AddressError):
         parse_servers(text)
 
 

@@ -15,8 +15,8 @@ from logmr.client.status import replication_summary
 from logmr.errors import LogmrError
 from logmr.store.mapjobs import chosen_records, map_records
 from logmr.store.node import NodeStore
-from logmr.store.replication import copy_unique, rendezvous
-from logmr.wire import Batch
+from logmr.store.replication import copy_unique
+from logmr.wire import Batch, rendezvous
 from tests.unit.test_node import line
 
 
