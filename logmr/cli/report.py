@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import Any
 
 import click
 
 from logmr.cli.options import secret_option, servers_option, time_range_options
-from logmr.errors import ConfigError
+from logmr.client.report import filters_from_options, spec_from_options
 from logmr.gearman.connection import Server
-from logmr.mapfn.spec import CLICK, MAX_LIMIT, PANELS, Filters, ReportSpec
-from logmr.timeutil import parse_span
+from logmr.mapfn.spec import MAX_LIMIT
 
 FLAGS = {
     "summary": "requests, unique visitors, bandwidth, time span, unparsed lines, per node",
@@ -36,27 +34,12 @@ FLAGS = {
     "exit-pages": "last page of each visit",
     "paths": "most common page sequences",
 }
-DEFAULT = ("summary", "top_urls", "status")
-_STATUS = re.compile(r"^([1-5])xx$|^(\d{3})$")
 
 
 def _report_flags(f: Any) -> Any:
     for flag, text in reversed(FLAGS.items()):
         f = click.option(f"--{flag}", flag.replace("-", "_"), is_flag=True, help=text)(f)
     return f
-
-
-def parse_status(text: str) -> tuple[tuple[int, int], ...]:
-    """``5xx``, ``404``, ``4xx,5xx`` as inclusive ranges."""
-    ranges = []
-    for item in text.split(","):
-        m = _STATUS.match(item.strip().lower())
-        if m is None:
-            raise ConfigError(f"cannot read status {item!r}: use 404, 5xx or a list like "
-                              "4xx,503")
-        ranges.append((int(m.group(1)) * 100, int(m.group(1)) * 100 + 99) if m.group(1)
-                      else (int(m.group(2)), int(m.group(2))))
-    return tuple(ranges)
 
 
 @click.command("report")
@@ -115,26 +98,14 @@ def command(files: tuple[str, ...], everything: bool, transitions: str | None,
     Several reports run in one pass over the data. --format json gives one key per
     report, named like its flag with _ for - (see README for the schema).
     """
-    names = [n for n, on in flags.items() if on]
-    if everything:
-        names = list(PANELS) + [c for c in CLICK if c not in ("transitions", "funnel")]
-    if transitions:
-        names.append("transitions")
-    if funnel:
-        names.append("funnel")
-    chosen = tuple(dict.fromkeys(names)) or DEFAULT
-    filters = Filters(since=since, until=until,
-                      grep=grep.encode("utf-8", "surrogateescape") if grep else None,
-                      url=url.encode("utf-8", "surrogateescape") if url else None,
-                      status=parse_status(only_status) if only_status else (),
-                      source_host=source_host, exclude_bots=exclude_bots)
-    spec = ReportSpec(
-        reports=chosen, limit=limit, interval=parse_span(interval),
-        visitor_key=visitor_key, session_timeout=parse_span(session_timeout),
-        transitions=transitions.encode() if transitions else None,
-        funnel=tuple(s.strip().encode() for s in funnel.split(",") if s.strip())
-        if funnel else (), include_static=include_static, include_bots=include_bots,
-        filters=filters)
+    spec = spec_from_options(
+        [n for n, on in flags.items() if on], everything=everything, transitions=transitions,
+        funnel=funnel, filters=filters_from_options(
+            since=since, until=until, grep=grep, url=url, only_status=only_status,
+            source_host=source_host, exclude_bots=exclude_bots),
+        limit=limit, interval=interval, visitor_key=visitor_key,
+        session_timeout=session_timeout, include_static=include_static,
+        include_bots=include_bots)
     if files:
         from logmr.client.report import file_report
 

@@ -6,7 +6,6 @@ import logging
 import signal
 import socket
 import sys
-import threading
 from typing import Any
 
 import click
@@ -94,20 +93,17 @@ def command(data_dir: str, node_id: str | None, servers: list[Server], secret: b
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, force=True,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     heap.tune()  # batches of a megabyte: keep their blocks for reuse
-    if retain is not None:
-        parse_span(retain)  # a bad span is the user's error: say so before starting
+    window = None if retain is None else parse_span(retain)  # bad input: said before start
     compile_format(log_format)
     store = NodeStore(data_dir, node_id, cache_bytes=cache_mb << 20, min_free=min_free)
+    store.retain_window = window
     runner = MapRunner(budget=map_budget, memory_limit=map_memory_mb << 20,
                        preload=[mapjobs.__name__])
     jobs = load_jobs_dir(jobs_dir) if jobs_dir else {}
     service = NodeService(store, servers, log_format=log_format, host=socket.gethostname(),
                           secret=secret, runner=runner, jobs=jobs, replicas=replicas,
                           repair_every=repair_every, repair_rate=repair_mb_s * (1 << 20))
-    stopping = threading.Event()
-
     def on_signal(signum: int, frame: Any) -> None:
-        stopping.set()
         service.stop()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -115,20 +111,6 @@ def command(data_dir: str, node_id: str | None, servers: list[Server], secret: b
     logging.getLogger("logmr").info("node %s serving %s on %s", store.node_id, store.data_dir,
                                     ", ".join(str(s) for s in servers))
     service.start()
-    if retain is not None:
-        window = parse_span(retain)
-        store.retain_window = window
-
-        def keep_window() -> None:
-            while True:
-                try:
-                    store.retain(window)
-                except OSError as exc:
-                    logging.getLogger("logmr").error("retention failed: %s", exc)
-                if stopping.wait(600):
-                    return
-
-        threading.Thread(target=keep_window, name="retention", daemon=True).start()
     try:
         while not service.wait(timeout=0.5):
             pass

@@ -3,21 +3,23 @@ on files (the same map and reduce, in this process)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from logmr import wire
 from logmr.client.plan import Coverage, Fanout, Reader, coverage_of, discover, require_nodes
-from logmr.errors import LogmrError
+from logmr.errors import ConfigError, LogmrError
 from logmr.files import read_chunks
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
 from logmr.gearman.errors import GearmanError
 from logmr.mapfn.agents import is_bot
 from logmr.mapfn.partial import Merged
-from logmr.mapfn.spec import ReportSpec
+from logmr.mapfn.spec import CLICK, PANELS, Filters, ReportSpec
 from logmr.reduce.panels import panels
+from logmr.timeutil import parse_span
 
 
 @dataclass
@@ -38,6 +40,61 @@ def finalize(merged: Merged, spec: ReportSpec) -> dict[str, Any]:
 
         data.update(click_reports(merged.pages, spec))
     return data
+
+
+# -- what to report -----------------------------------------------------------------------
+
+DEFAULT_REPORTS = ("summary", "top_urls", "status")
+_STATUS = re.compile(r"^([1-5])xx$|^(\d{3})$")
+
+
+def parse_status(text: str) -> tuple[tuple[int, int], ...]:
+    """``5xx``, ``404``, ``4xx,5xx`` as inclusive ranges."""
+    ranges = []
+    for item in text.split(","):
+        m = _STATUS.match(item.strip().lower())
+        if m is None:
+            raise ConfigError(f"cannot read status {item!r}: use 404, 5xx or a list like "
+                              "4xx,503")
+        ranges.append((int(m.group(1)) * 100, int(m.group(1)) * 100 + 99) if m.group(1)
+                      else (int(m.group(2)), int(m.group(2))))
+    return tuple(ranges)
+
+
+def filters_from_options(since: int | None = None, until: int | None = None,
+                         grep: str | None = None, url: str | None = None,
+                         only_status: str | None = None, source_host: str | None = None,
+                         exclude_bots: bool = False) -> Filters:
+    """Which lines a report reads, from the command line's options (as typed)."""
+    return Filters(since=since, until=until,
+                   grep=grep.encode("utf-8", "surrogateescape") if grep else None,
+                   url=url.encode("utf-8", "surrogateescape") if url else None,
+                   status=parse_status(only_status) if only_status else (),
+                   source_host=source_host, exclude_bots=exclude_bots)
+
+
+def spec_from_options(reports: Iterable[str], *, everything: bool = False,
+                      transitions: str | None = None, funnel: str | None = None,
+                      filters: Filters | None = None, limit: int = 10, interval: str = "1h",
+                      visitor_key: str = "ip+ua", session_timeout: str = "30m",
+                      include_static: bool = False, include_bots: bool = False) -> ReportSpec:
+    """A report request from the command line's options (as typed): the reports named
+    (``top_urls``...), or every one, or the default three."""
+    names = list(reports)
+    if everything:
+        names = list(PANELS) + [c for c in CLICK if c not in ("transitions", "funnel")]
+    if transitions:
+        names.append("transitions")
+    if funnel:
+        names.append("funnel")
+    return ReportSpec(
+        reports=tuple(dict.fromkeys(names)) or DEFAULT_REPORTS, limit=limit,
+        interval=parse_span(interval), visitor_key=visitor_key,
+        session_timeout=parse_span(session_timeout),
+        transitions=transitions.encode() if transitions else None,
+        funnel=tuple(s.strip().encode() for s in funnel.split(",") if s.strip())
+        if funnel else (), include_static=include_static, include_bots=include_bots,
+        filters=filters or Filters())
 
 
 # -- the cluster --------------------------------------------------------------------------

@@ -243,10 +243,27 @@ class NodeService:
             t = threading.Thread(target=worker.work, name=name, daemon=True)
             t.start()
             self._threads.append(t)
-        for name, loop in (("repair", self.repairer.run), ("peers", self.replicator.run)):
+        loops = [("repair", self.repairer.run), ("peers", self.replicator.run)]
+        if self.store.retain_window is not None:
+            loops.append(("retention", self._keep_window))
+        for name, loop in loops:
             t = threading.Thread(target=loop, args=(self._stopped,), name=name, daemon=True)
             t.start()
             self._loops.append(t)
+
+    RETAIN_EVERY = 600.0  # seconds between two passes of retention
+
+    def _keep_window(self, stop: threading.Event) -> None:
+        """Delete what is older than the store's retention window, now and every 10 min."""
+        window = self.store.retain_window
+        while window is not None:
+            try:
+                self.store.retain(window)
+            except OSError as exc:
+                log.error("retention failed: %s; trying again in %g s", exc,
+                          self.RETAIN_EVERY)
+            if stop.wait(self.RETAIN_EVERY):
+                return
 
     def stop(self) -> None:
         """Ask both loops to finish the job at hand and return (signal-safe)."""
