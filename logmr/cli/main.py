@@ -18,10 +18,9 @@ from logmr import __version__
 from logmr.errors import LogmrError
 from logmr.gearman.errors import GearmanError
 
-COMMANDS = {"ship": "logmr.cli.ship", "worker": "logmr.cli.worker",
-            "grep": "logmr.cli.grep", "report": "logmr.cli.report", "run": "logmr.cli.run",
-            "cluster": "logmr.cli.cluster", "config": "logmr.cli.config",
-            "status": "logmr.cli.status"}
+# the module of each command (cli/<name>_command.py)
+COMMANDS = {name: f"logmr.cli.{name}_command" for name in (
+    "ship", "worker", "grep", "report", "run", "cluster", "config", "status")}
 
 
 class LazyGroup(click.Group):
@@ -62,7 +61,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
     \b
     Apache pipes lines to `logmr ship`; `logmr worker` nodes store them;
-    `logmr grep` and `logmr status` query every node at once.
+    `logmr grep`, `report`, `run` and `status` query every node at once; with FILE
+    arguments, grep, report and run read the files instead, with no cluster.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
