@@ -287,26 +287,27 @@ def sign(payload: bytes, secret: bytes | None, context: bytes = b"") -> bytes:
 
 
 def verify(data: bytes, secret: bytes | None, what: str = "payload",
-           context: bytes = b"") -> bytes:
+           context: bytes = b"", receiver: str = "this node") -> bytes:
     """The payload inside ``data``, once its signature checks out with ``secret``.
 
     With a secret, an unsigned or wrongly signed payload raises :class:`SignatureError`.
     Without one, an unsigned payload passes and a signed one is refused too: its sender
     uses a secret this receiver does not have, and a half-configured cluster should be
-    noticed, not silently accepted.
+    noticed, not silently accepted. The messages call the receiver ``receiver``.
     """
+    fix = "start it" if receiver.endswith("node") else "give it"
     signed = data.startswith(SIGNED_MAGIC)
     if secret is None:
         if signed:
-            raise SignatureError(f"signed {what}, but this node has no secret: start it with "
+            raise SignatureError(f"signed {what}, but {receiver} has no secret: {fix} with "
                                  "the sender's --secret-file (or LOGMR_SECRET_FILE)")
         return data
     if not signed:
-        raise SignatureError(f"unsigned {what}: this node requires the shared secret; give "
+        raise SignatureError(f"unsigned {what}: {receiver} requires the shared secret; give "
                              "the sender --secret-file (or LOGMR_SECRET_FILE)")
     start = len(SIGNED_MAGIC) + _MAC_BYTES
     mac, payload = data[len(SIGNED_MAGIC):start], data[start:]
     if len(mac) != _MAC_BYTES or not hmac.compare_digest(mac, _mac(payload, secret, context)):
-        raise SignatureError(f"wrong signature on {what}: the sender's secret is not this "
-                             "node's; use the same --secret-file everywhere")
+        raise SignatureError(f"wrong signature on {what}: the sender's secret is not "
+                             f"{receiver}'s; use the same --secret-file everywhere")
     return payload

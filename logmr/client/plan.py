@@ -256,7 +256,7 @@ def verified_answer(data: bytes, secret: bytes | None, node_id: str, unique: str
     """An answer of ``node_id`` to the request ``unique``, once its signature checks out:
     with a secret, a worker that took the node's function without it cannot answer."""
     try:
-        return wire.verify(data, secret, what, unique.encode("latin-1"))
+        return wire.verify(data, secret, what, unique.encode("latin-1"), "this client")
     except wire.SignatureError:
         raise wire.SignatureError(
             f"its {what} is not signed with this client's secret for this request: if "

@@ -57,7 +57,7 @@ class SpoolFile:
         self.run = run
         self.seq = seq
         self.index_path = path[: -len(DATA_SUFFIX)] + INDEX_SUFFIX
-        self._index_fd = os.open(self.index_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._index_fd = private.open_file(self.index_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         self.size = os.fstat(fd).st_size
 
     @classmethod
@@ -66,7 +66,7 @@ class SpoolFile:
         name = f"{run}.{seq:04x}{DATA_SUFFIX}"
         path = os.path.join(spool_dir, name)
         tmp = os.path.join(spool_dir, f".{name}.tmp")
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = private.open_file(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.rename(tmp, path)
         return cls(path, fd, run, seq)

@@ -13,6 +13,7 @@ import errno
 import os
 import re
 
+from logmr import private
 from logmr.errors import ConfigError, DiskUnavailable
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})  # "disk full", not "error"
@@ -98,7 +99,7 @@ def writable(path: str, watermark: Watermark) -> str | None:
         return str(exc)
     probe = os.path.join(path, ".write-probe")
     try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = private.open_file(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
             os.write(fd, b"\0" * 4096)
             os.fsync(fd)

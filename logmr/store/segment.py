@@ -29,6 +29,7 @@ from typing import Any
 import msgpack
 import zstandard
 
+from logmr import private
 from logmr.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -271,7 +272,7 @@ class SegmentWriter:
     def __init__(self, path: str) -> None:
         self.path = path
         created = not os.path.exists(path)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._fd = private.open_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         self.size = os.fstat(self._fd).st_size
         self._dirty = created
         self.closed = False
