@@ -60,6 +60,7 @@ class LocalCluster:
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
         self.servers_override: str | None = None  # several job servers
         self.wrap: dict[str, tuple[str, ...]] = {}  # node id -> `ip netns exec NS`
+        self.worker_args: dict[str, tuple[str, ...]] = {}  # node id -> its last extra args
 
     @property
     def servers(self) -> str:
@@ -75,6 +76,7 @@ class LocalCluster:
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         self.workers[node_id] = proc
+        self.worker_args[node_id] = extra
         wait_for(lambda: self._registered(node_id), 20, f"node {node_id} to register")
         return proc
 
@@ -153,7 +155,7 @@ class LocalCluster:
                 self.stop_worker(other)  # only `node` can take the job
                 client.submit_background(wire.STORE_FUNCTION, payload, f"{batch_id}-{node}")
                 self.wait_stored(n)
-                self.start_worker(other)
+                self.start_worker(other, *self.worker_args.get(other, ()))
         finally:
             client.close()
 

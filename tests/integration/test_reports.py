@@ -218,3 +218,58 @@ def test_patterns_that_could_backtrack_run_apart_on_a_cluster_and_agree_with_gnu
     out = cluster.run("grep", grep_pattern)
     assert out.returncode == 0, out.stderr
     assert sorted(out.stdout.splitlines()) == sorted(matching)
+
+
+AWK_BY = ("awk '{where} {{k=${key}; sub(/^\"/, \"\", k); hits[k]++; if ($10 != \"-\") "
+          "bytes[k]+=$10}} END {{for (k in hits) printf \"%s %d %.0f\\n\", k, hits[k], "
+          "bytes[k]}}' {path}")
+VISITOR_LINE = re.compile(rb'^(\S+) \S+ \S+ \[(\d+/\w+/\d+):[^\]]*\] "(\S+) (\S+)[^"]*" '
+                          rb'(\d{3}) \S+ "[^"]*" "([^"]*)"?$')  # as GoAccess: a cut UA counts
+
+
+def awk_rows(path: Path, key: int, where: str = "") -> dict[str, tuple[int, int]]:
+    """hits and bytes by field ``key`` (leading quote dropped), by awk."""
+    program = AWK_BY.format(where=where, key=key, path=path)
+    out = subprocess.run(program, shell=True, capture_output=True, check=True).stdout
+    return {k: (int(h), int(b)) for k, h, b in (ln.rsplit(" ", 2) for ln in
+                                                 out.decode().splitlines())}
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_hosts_methods_not_found_and_bytes_equal_awk(path: Path) -> None:
+    data = report("--hosts", "--methods", "--not-found", "--top-urls", "--limit", "1000000",
+                  str(path))
+    total = sum(h for h, _ in awk_rows(path, 1).values())
+    for panel, field, key, where in (("hosts", "host", 1, ""), ("methods", "method", 6, ""),
+                                     ("top_urls", "url", 7, ""),
+                                     ("not_found", "url", 7, "$9 == 404")):
+        want = awk_rows(path, key, where)
+        got = {row[field]: (row["hits"], row["bytes"]) for row in data[panel]}
+        assert got == want and want, panel
+        assert all(row["share"] == round(100 * row["hits"] / total, 2)
+                   for row in data[panel]), panel
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_visitors_per_row_equal_a_plain_count(path: Path) -> None:
+    """A visitor is client IP + date + user agent, and a 4xx answer makes none (README);
+    counted here with a regex over the raw lines, where logmr says the count is exact."""
+    by_host: dict[bytes, set[tuple[bytes, bytes]]] = {}
+    by_url: dict[bytes, set[tuple[bytes, bytes, bytes]]] = {}
+    for line in path.read_bytes().splitlines():
+        m = VISITOR_LINE.match(line)
+        assert m, line
+        host, day, _, url, status, agent = m.groups()
+        by_host.setdefault(host, set())
+        by_url.setdefault(url, set())
+        if not status.startswith(b"4"):
+            by_host[host].add((day, agent))
+            by_url[url].add((host, day, agent))
+    data = report("--hosts", "--top-urls", "--limit", "1000000", str(path))
+    exact_hosts = [r for r in data["hosts"] if r["visitors_exact"]]
+    exact_urls = [r for r in data["top_urls"] if r["visitors_exact"]]
+    assert len(exact_hosts) > len(data["hosts"]) // 2 and exact_urls
+    assert {r["host"]: r["visitors"] for r in exact_hosts} == {
+        r["host"]: len(by_host[r["host"].encode()]) for r in exact_hosts}
+    assert {r["url"]: r["visitors"] for r in exact_urls} == {
+        r["url"]: len(by_url[r["url"].encode()]) for r in exact_urls}

@@ -34,16 +34,22 @@ def fields(path: Path) -> list[tuple[bytes, bytes, int, int]]:
     return out
 
 
-def test_bandwidth_by_network() -> None:
-    job = load_job(JOBS / "bandwidth_by_network.py")
-    got = dict(run_inline(job, [str(HACKERS)]))
+def by_network(path: Path) -> dict[str, list[int]]:
+    """[bytes, hits] per /24 (IPv4) or /48 (IPv6) network, with the ipaddress module."""
     want: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for host, _, _, size in fields(HACKERS):
+    for host, _, _, size in fields(path):
         address = ipaddress.ip_address(host.decode())
         net = ipaddress.ip_network(f"{address}/{24 if address.version == 4 else 48}",
                                    strict=False)
         want[str(net)][0] += size
         want[str(net)][1] += 1
+    return dict(want)
+
+
+def test_bandwidth_by_network() -> None:
+    job = load_job(JOBS / "bandwidth_by_network.py")
+    got = dict(run_inline(job, [str(HACKERS)]))
+    want = by_network(HACKERS)
     assert got == {k: tuple(v) for k, v in want.items()}
     assert any(":" in k for k in got)  # the IPv6 clients are there too
 
@@ -110,6 +116,23 @@ def test_jobs_across_the_cluster_and_a_changed_job_refused(
     changed_text = b"prefix = 16"
     assert not [p for p in cluster.root.rglob("*") if p.is_file()
                 and changed_text in p.read_bytes()]
+
+
+@pytest.mark.slow
+def test_a_batch_held_by_two_nodes_counts_once_in_a_job(cluster_factory: object,
+                                                        tmp_path: Path) -> None:
+    cluster: LocalCluster = cluster_factory(  # type: ignore[operator]
+        nodes=2, worker_args=("--jobs-dir", str(JOBS)))
+    log = tmp_path / "fifty.log"
+    log.write_bytes(b"".join(HACKERS.read_bytes().splitlines(keepends=True)[:50]))
+    cluster.store_on_both_nodes("dup-run-1", log.read_bytes())
+    assert [int(s["lines"]) for s in cluster.node_stats().values()] == [50, 50]
+    out = cluster.run("run", str(JOBS / "bandwidth_by_network.py"), "--format", "json",
+                      "--limit", "1000")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)["bandwidth-by-network"]
+    assert {r["network"]: [r["bytes"], r["hits"]] for r in rows} == by_network(log)
+    assert sum(r["hits"] for r in rows) == 50
 
 
 SET_JOB = '''
