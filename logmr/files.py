@@ -66,7 +66,7 @@ def total_size(paths: Iterable[str]) -> int:
 PARALLEL_FROM = 32 << 20  # inputs this large are mapped on every core
 
 
-def map_chunks(func: Callable[..., T], chunks: Iterable[bytes], *args: Any,
+def map_chunks(func: Callable[..., T], chunks: Iterable[Any], *args: Any,
                parallel: bool) -> Iterator[T]:
     """``func(chunk, *args)`` for every chunk, in order; on every core when ``parallel``
     (child processes started fresh, a few chunks in flight at a time)."""

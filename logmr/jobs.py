@@ -138,17 +138,16 @@ def lines_of(columns: dict[str, Any], ts: Iterable[int], source: str) -> Iterato
                        {name: columns[name][i] for name in other})
 
 
-def run_inline(job: Job, paths: Iterable[str], fmt: str = "combined",
+def run_inline(job: Job, paths: Iterable[str], fmt: str = "auto",
                since: int | None = None, until: int | None = None) -> list[Pair]:
     """Run a whole job in this process over log files: map, combine, reduce."""
-    from logmr.files import read_chunks
-    from logmr.mapfn.parse import parse_batch
+    from logmr.mapfn.detect import chunks_with_formats, parse_chunk
     from logmr.timeutil import ClfClock
 
     clock = ClfClock()
     combined: list[Pair] = []
-    for blob in read_chunks(paths):
-        parsed = parse_batch(blob, fmt, clock)
+    for chunk in chunks_with_formats(paths, fmt):
+        parsed = parse_chunk(chunk, fmt, clock)
         lines = (line for line in lines_of(parsed.columns, parsed.ts, "local")
                  if in_span(line.ts, since, until))
         combined.extend(as_on_the_wire(job, map_and_combine(job, lines)))

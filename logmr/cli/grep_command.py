@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from logmr.cli.options import secret_option, servers_option, time_range_options
+from logmr.cli.options import log_format_option, secret_option, servers_option, time_range_options
 from logmr.cli.render import warn_missing
 from logmr.client.search import GrepRequest, follow, grep, grep_files
 from logmr.gearman.connection import Server
@@ -36,8 +36,7 @@ from logmr.timeutil import format_epoch
               help="Seconds a node may stay silent before it is counted as missing.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: time, node, host, line.")
-@click.option("--log-format", default="combined", show_default=True, metavar="FORMAT",
-              help="Format of FILES (file mode), for their times.")
+@log_format_option("FILES (file mode), for their times")
 @click.option("-f", "--follow", is_flag=True,
               help="Keep printing matching lines as they arrive (Ctrl-C stops).")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",

@@ -20,7 +20,7 @@ from logmr.gearman.errors import GearmanError
 
 # the module of each command (cli/<name>_command.py)
 COMMANDS = {name: f"logmr.cli.{name}_command" for name in (
-    "ship", "worker", "grep", "report", "run", "cluster", "config", "status")}
+    "ship", "worker", "grep", "report", "run", "cluster", "config", "status", "formats")}
 
 
 class LazyGroup(click.Group):

@@ -10,6 +10,7 @@ import click
 from logmr.errors import ConfigError
 from logmr.gearman.connection import Server, parse_servers
 from logmr.gearman.errors import AddressError
+from logmr.mapfn.parse import AUTO, check_format
 from logmr.timeutil import parse_when
 from logmr.wire import load_secret
 
@@ -67,3 +68,20 @@ def time_range_options(f: F) -> F:
     return click.option("--since", callback=_when, metavar="WHEN",
                         help="Only lines at or after this time: 30m, 1h, 2d, or ISO-8601 "
                              "(local time unless a zone is given).")(f)
+
+
+def _log_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return check_format(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def log_format_option(what: str, *names: str) -> Callable[[F], F]:
+    """``--log-format FORMAT`` (``auto`` by default: found from the lines)."""
+    return click.option(
+        *(names or ("--log-format",)), "log_format", default=AUTO, show_default=True,
+        callback=_log_format, metavar="FORMAT",
+        help=f"Format of {what}: auto (found from the lines, per source), a nickname "
+             "(combined, common, vhost_combined, combinedio, nginx_main...) or an Apache "
+             "LogFormat string. `logmr formats FILE` shows what auto finds.")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from logmr.cli.options import secret_option, servers_option, time_range_options
+from logmr.cli.options import log_format_option, secret_option, servers_option, time_range_options
 from logmr.client.report import filters_from_options, spec_from_options
 from logmr.gearman.connection import Server
 from logmr.mapfn.spec import MAX_LIMIT
@@ -73,8 +73,7 @@ def _report_flags(f: Any) -> Any:
               default="table", show_default=True, help="Output format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write to this file instead of stdout.")
-@click.option("--log-format", default="combined", show_default=True, metavar="FORMAT",
-              help="Format of FILES (file mode).")
+@log_format_option("FILES (file mode)")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(1),
               help="Seconds a node may stay silent before it is counted as missing.")

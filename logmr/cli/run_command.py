@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from logmr.cli.options import secret_option, servers_option, time_range_options
+from logmr.cli.options import log_format_option, secret_option, servers_option, time_range_options
 from logmr.gearman.connection import Server
 
 
@@ -18,8 +18,7 @@ from logmr.gearman.connection import Server
               help="Rows to show.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]),
               default="table", show_default=True, help="Output format.")
-@click.option("--log-format", default="combined", show_default=True, metavar="FORMAT",
-              help="Format of FILES (file mode).")
+@log_format_option("FILES (file mode)")
 def command(job_file: str, files: tuple[str, ...], servers: list[Server],
             secret: bytes | None, since: int | None, until: int | None, limit: int,
             fmt: str, log_format: str) -> int:

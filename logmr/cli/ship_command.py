@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from logmr import heap
-from logmr.cli.options import secret_option, servers_option
+from logmr.cli.options import log_format_option, secret_option, servers_option
 from logmr.gearman.connection import Server
 from logmr.ship.batcher import BatchLimits
 from logmr.ship.shipper import ShipOptions, Shipper
@@ -22,8 +22,7 @@ from logmr.ship.spool import default_spool_dir
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
 @servers_option
 @secret_option
-@click.option("--format", "fmt", default="combined", show_default=True, metavar="FORMAT",
-              help="combined, common, vhost_combined, or an Apache LogFormat string.")
+@log_format_option("the lines", "--format", "--log-format")
 @click.option("--host", default=socket.gethostname, show_default="this host's name",
               help="Source host name stored with every line.")
 @click.option("--batch-lines", default=4000, show_default=True, type=click.IntRange(1),
@@ -46,7 +45,7 @@ from logmr.ship.spool import default_spool_dir
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--retry-for", default=60.0, show_default=True, type=click.FloatRange(0),
               help="For FILES: seconds to keep trying when no job server accepts a batch.")
-def command(files: tuple[str, ...], servers: list[Server], secret: bytes | None, fmt: str,
+def command(files: tuple[str, ...], servers: list[Server], secret: bytes | None, log_format: str,
             host: str,
             batch_lines: int, batch_bytes: int, batch_delay: float, spool_dir: str,
             drain_timeout: float, drain: bool, retry_for: float, quiet: bool) -> None:
@@ -64,7 +63,7 @@ def command(files: tuple[str, ...], servers: list[Server], secret: bytes | None,
     """
     signal.signal(signal.SIGTERM, _keep_reading)
     heap.tune()  # batches of a megabyte: keep their blocks for reuse
-    options = ShipOptions(servers=servers, fmt=fmt, host=host,
+    options = ShipOptions(servers=servers, fmt=log_format, host=host,
                           limits=BatchLimits(batch_lines, batch_bytes, batch_delay),
                           retry_for=retry_for, spool_dir=spool_dir,
                           drain_timeout=drain_timeout, secret=secret)

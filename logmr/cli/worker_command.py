@@ -11,11 +11,11 @@ from typing import Any
 import click
 
 from logmr import heap
-from logmr.cli.options import secret_option, servers_option
+from logmr.cli.options import log_format_option, secret_option, servers_option
 from logmr.errors import ConfigError
 from logmr.gearman.connection import Server
 from logmr.jobs import load_jobs_dir
-from logmr.mapfn.parse import compile_format
+from logmr.mapfn.parse import check_format
 from logmr.store import mapjobs
 from logmr.store.disk import DEFAULT_MIN_FREE, parse_min_free
 from logmr.store.node import DEFAULT_CACHE_MB, NodeStore
@@ -42,9 +42,8 @@ def _min_free(ctx: click.Context, param: click.Parameter, value: str) -> str:
                    "name).")
 @servers_option
 @secret_option
-@click.option("--log-format", default="combined", show_default=True, metavar="FORMAT",
-              help="Format of lines arriving raw on the 'logger' function (not offered "
-                   "when a secret is set).")
+@log_format_option("lines arriving raw on the 'logger' function (not offered when a "
+                   "secret is set)")
 @click.option("--cache-mb", default=DEFAULT_CACHE_MB, show_default=True, type=click.IntRange(0),
               help="Memory for decoded lines and report frames, in MiB: with the ~200 MiB "
                    "the node needs besides, its bound on memory.")
@@ -94,7 +93,7 @@ def command(data_dir: str, node_id: str | None, servers: list[Server], secret: b
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     heap.tune()  # batches of a megabyte: keep their blocks for reuse
     window = None if retain is None else parse_span(retain)  # bad input: said before start
-    compile_format(log_format)
+    check_format(log_format)
     store = NodeStore(data_dir, node_id, cache_bytes=cache_mb << 20, min_free=min_free)
     store.retain_window = window
     runner = MapRunner(budget=map_budget, memory_limit=map_memory_mb << 20,

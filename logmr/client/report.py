@@ -11,11 +11,12 @@ from typing import Any
 from logmr import wire
 from logmr.client.plan import Coverage, Fanout, Reader, coverage_of, discover, require_nodes
 from logmr.errors import ConfigError, LogmrError
-from logmr.files import read_chunks
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
 from logmr.gearman.errors import GearmanError
 from logmr.mapfn.agents import is_bot
+from logmr.mapfn.detect import chunks_with_formats, parse_chunk
+from logmr.mapfn.parse import AUTO
 from logmr.mapfn.partial import Merged
 from logmr.mapfn.spec import CLICK, PANELS, Filters, ReportSpec
 from logmr.reduce.panels import panels
@@ -181,7 +182,7 @@ def _fold_all(fan: Fanout, merged: Merged, failed: dict[str, str],
 
 # -- files --------------------------------------------------------------------------------
 
-def file_report(paths: Iterable[str], spec: ReportSpec, fmt: str = "combined") -> ReportResult:
+def file_report(paths: Iterable[str], spec: ReportSpec, fmt: str = AUTO) -> ReportResult:
     """The same report over log files, in this process (no cluster); large inputs are
     mapped on every core, and the partials merged here as they would be from nodes."""
     from logmr.files import PARALLEL_FROM, map_chunks, total_size
@@ -191,7 +192,8 @@ def file_report(paths: Iterable[str], spec: ReportSpec, fmt: str = "combined") -
     paths = list(paths)
     merged = Merged()
     parallel = total_size(paths) >= PARALLEL_FROM
-    for partial in map_chunks(map_file_chunk, read_chunks(paths), spec, fmt, parallel=parallel):
+    for partial in map_chunks(map_file_chunk, chunks_with_formats(paths, fmt), spec, fmt,
+                              parallel=parallel):
         merged.add(partial)
     if not merged.nodes:
         from logmr.mapfn import frames
@@ -200,7 +202,7 @@ def file_report(paths: Iterable[str], spec: ReportSpec, fmt: str = "combined") -
     return ReportResult(finalize(merged, spec))
 
 
-def map_file_chunk(blob: bytes, spec: ReportSpec, fmt: str) -> dict[str, Any]:
+def map_file_chunk(chunk: tuple[bytes, str], spec: ReportSpec, fmt: str) -> dict[str, Any]:
     """The partial report of one chunk of a file (runs in a child on large inputs)."""
     import polars as pl
 
@@ -208,9 +210,8 @@ def map_file_chunk(blob: bytes, spec: ReportSpec, fmt: str) -> dict[str, Any]:
     from logmr.mapfn.agents import is_static
     from logmr.mapfn.aggregate import apply_filters, partial_of
     from logmr.mapfn.grep import GrepQuery, matching_spans
-    from logmr.mapfn.parse import parse_batch
-
-    parsed = parse_batch(blob, fmt)
+    blob = chunk[0]
+    parsed = parse_chunk(chunk, fmt)
     frame, bad = frames.record_frame(parsed.columns, parsed.ts)
     if spec.filters.grep is not None:
         rx = GrepQuery(spec.filters.grep).compile()

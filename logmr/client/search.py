@@ -11,6 +11,7 @@ from logmr.client.plan import Coverage, Reader, coverage_of, discover, require_n
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
 from logmr.mapfn.grep import GrepQuery
+from logmr.mapfn.parse import AUTO
 from logmr.timeutil import in_span
 
 
@@ -114,11 +115,12 @@ def grep(servers: list[Server], request: GrepRequest, client: Client | None = No
     return outcome, lines()
 
 
-def grep_files(paths: list[str], request: GrepRequest, fmt: str = "combined"
+def grep_files(paths: list[str], request: GrepRequest, fmt: str = AUTO
                ) -> tuple[GrepOutcome, Iterator[Match]]:
     """The same grep over log files, in this process (large inputs on every core):
     matching lines in time order, lines of the same second in the order of the files."""
-    from logmr.files import PARALLEL_FROM, map_chunks, read_chunks, total_size
+    from logmr.files import PARALLEL_FROM, map_chunks, total_size
+    from logmr.mapfn.detect import chunks_with_formats
 
     request.query.compile()
     outcome = GrepOutcome(None, ["local"])
@@ -127,7 +129,8 @@ def grep_files(paths: list[str], request: GrepRequest, fmt: str = "combined"
         rows: list[tuple[int, int, bytes]] = []
         seen = 0
         parallel = total_size(paths) >= PARALLEL_FROM
-        for count, found in map_chunks(grep_file_chunk, read_chunks(paths), request, fmt,
+        chunks = chunks_with_formats(paths, fmt)
+        for count, found in map_chunks(grep_file_chunk, chunks, request, fmt,
                                        parallel=parallel):
             rows.extend((t, seen + idx, line) for t, idx, line in found)
             seen += count
@@ -143,13 +146,14 @@ def grep_files(paths: list[str], request: GrepRequest, fmt: str = "combined"
     return outcome, lines()
 
 
-def grep_file_chunk(blob: bytes, request: GrepRequest, fmt: str
+def grep_file_chunk(chunk: tuple[bytes, str], request: GrepRequest, fmt: str
                     ) -> tuple[int, list[tuple[int, int, bytes]]]:
     """How many lines a chunk has, and its matches as (time, line index, line)."""
+    from logmr.mapfn.detect import parse_chunk
     from logmr.mapfn.grep import selected_spans
-    from logmr.mapfn.parse import parse_batch
 
-    ts = parse_batch(blob, fmt).ts
+    blob = chunk[0]
+    ts = parse_chunk(chunk, fmt).ts
     since, until = request.since, request.until
     found = []
     for idx, start, end in selected_spans(blob, request.query.compile(), request.query.invert):

@@ -19,12 +19,20 @@ from functools import lru_cache
 from logmr.errors import ConfigError
 from logmr.timeutil import CLF_SEARCH, ClfClock
 
-NICKNAMES = {
+COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"'
+NICKNAMES = {  # Apache's own (its default httpd.conf), then nginx's
     "common": '%h %l %u %t "%r" %>s %b',
-    "combined": '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"',
+    "combined": COMBINED,
     "vhost_combined": '%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"',
-    "combinedio": '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %I %O',
+    "combinedio": COMBINED + " %I %O",
+    "referer": "%{Referer}i -> %U",
+    "agent": "%{User-agent}i",
+    "nginx_combined": COMBINED,  # nginx's predefined "combined" is Apache's
+    "nginx_main": COMBINED + ' "%{X-Forwarded-For}i"',  # the official image's "main"
 }
+AUTO = "auto"  # not a format: find it from the lines (logmr.mapfn.detect)
+# what may follow a format's last field: nothing, or fields it does not name (ignored)
+_TAIL = rb"(?:[ \t][^\n]*)?"
 
 _NUM = rb"(\d+|-)"
 _WORD = rb"(\S+)"
@@ -45,7 +53,8 @@ _SIMPLE: dict[str, tuple[str, bytes | None]] = {
     "V": ("vhost", rb"([^\s:]+)"), "U": ("path", _WORD), "q": ("query", rb"(\S*)"),
     "m": ("method", _WORD), "H": ("protocol", _WORD), "L": ("log_id", _WORD),
 }
-_HEADER_NAMES = {"referer": "referer", "user-agent": "user_agent"}
+_HEADER_NAMES = {"referer": "referer", "user-agent": "user_agent",
+                 "x-forwarded-for": "forwarded_for"}
 _DIRECTIVE = re.compile(r"%([<>]?)(?:!?\d+(?:,\d+)*)?(?:\{([^}]*)\})?([<>]?)([a-zA-Z%])")
 INT_COLUMNS = ("status", "bytes", "bytes_in", "bytes_total", "duration_us", "duration_s",
                "port")
@@ -115,8 +124,9 @@ def compile_format(fmt: str) -> Compiled:
     text = NICKNAMES.get(fmt, fmt)
     if "%" not in text:
         raise ConfigError(
-            f"unknown log format {fmt!r}: use one of {', '.join(NICKNAMES)} or an Apache "
-            "LogFormat string such as '%h %l %u %t \"%r\" %>s %b'")
+            f"unknown log format {fmt!r}: use {AUTO} (the default: found from the lines), "
+            f"one of {', '.join(NICKNAMES)}, or an Apache LogFormat string such as "
+            "'%h %l %u %t \"%r\" %>s %b'")
     tuned = _tuned(text, _QUOTED_FAST)
     if tuned is not None:
         source, names = tuned
@@ -126,19 +136,28 @@ def compile_format(fmt: str) -> Compiled:
             # a line cut off inside its last quoted field (the user agent, in combined)
             # still parses, with the field as far as it goes, as GoAccess reads it
             careful_source += b"?"
-        careful = re.compile(careful_source)
+        careful = re.compile(careful_source + _TAIL + rb"\r?")
     else:
         source, names = _from_apache_log_parser(text)
         safe_source, careful = source, None  # its .*? never crosses a newline
     if not names:
         raise ConfigError(f"log format {fmt!r} has no fields logmr can read")
     try:
-        # \r?: a CRLF line still parses (and keeps its \r in the stored bytes)
-        fast, safe = (re.compile(rb"^(?:" + s + rb"\r?|(.*))$", re.M)
+        # a line matches when the format's fields match from its start: what follows
+        # them (fields the format does not name, a CRLF's \r) is ignored, and the line
+        # is still stored byte for byte
+        fast, safe = (re.compile(rb"^(?:" + s + _TAIL + rb"\r?|(.*))$", re.M)
                       for s in (source, safe_source))
     except re.error as exc:
         raise ConfigError(f"log format {fmt!r} does not compile: {exc}") from None
     return Compiled(text, tuple(names), fast, safe, careful)
+
+
+def check_format(fmt: str) -> str:
+    """``fmt`` if it can be used (a format, or auto); raises ConfigError otherwise."""
+    if fmt != AUTO:
+        compile_format(fmt)
+    return fmt
 
 
 def _from_apache_log_parser(fmt: str) -> tuple[bytes, list[str]]:
@@ -229,7 +248,7 @@ def _retry_unparsed(compiled: Compiled, rows: list[tuple[bytes, ...]], parsed: l
             continue
         m = compiled.careful.fullmatch(rows[i][-1])
         if m is not None:
-            rows[i] = (*m.groups(), b"")
+            rows[i] = (*m.groups(b""), b"")  # an optional field not there: empty
             parsed[i] = True
 
 

@@ -30,7 +30,7 @@ from logmr.errors import LogmrError
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
 from logmr.gearman.errors import GearmanError, ServerUnavailable
-from logmr.mapfn.parse import compile_format
+from logmr.mapfn.parse import AUTO, check_format
 from logmr.ship.batcher import Batcher, BatchLimits
 from logmr.ship.spool import SpoolFile, default_spool_dir, open_spool_dir, orphans
 
@@ -43,7 +43,7 @@ class ShipOptions:
     """How to ship."""
 
     servers: list[Server]
-    fmt: str = "combined"
+    fmt: str = AUTO  # found by the nodes from the lines
     host: str = field(default_factory=socket.gethostname)
     limits: BatchLimits = field(default_factory=BatchLimits)
     retry_for: float = 60.0  # files: seconds to keep trying when no job server answers
@@ -71,7 +71,7 @@ class Shipper:
 
     def __init__(self, options: ShipOptions, client: Client | None = None,
                  progress: Callable[[str, int, int], None] | None = None) -> None:
-        compile_format(options.fmt)  # a bad format is the user's error: say so before reading
+        check_format(options.fmt)  # a bad format is the user's error: say so before reading
         self.options = options
         self.client = client or Client(options.servers)
         self.stats = ShipStats()

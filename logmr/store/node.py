@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from logmr import heap, private
 from logmr.errors import DiskUnavailable, StoreError, WireError
-from logmr.mapfn.parse import parse_batch
+from logmr.mapfn.detect import REDETECT_BELOW, FormatChooser
 from logmr.store import segment
 from logmr.store.disk import DEFAULT_MIN_FREE, FULL_ERRNOS, Watermark
 from logmr.store.segment import Location, RecordMeta, SegmentWriter
@@ -140,6 +140,8 @@ class NodeStore:
         self._cache_max = cache_bytes
         self._evicted = 0  # bytes evicted since the heap was last trimmed
         self._clock = ClfClock()
+        self.formats = FormatChooser()  # each source host's log format, for auto
+        self._warned: set[tuple[str, str]] = set()  # (host, format) said to read badly
         self.ingested_lines = 0
         self.ingested_batches = 0
         self.problems: list[str] = []  # corrupt stretches found at start, for status
@@ -230,8 +232,10 @@ class NodeStore:
         blob = batch.lines if batch.lines.endswith(b"\n") or not batch.lines else (
             batch.lines + b"\n")
         self.watermark.check(len(blob) // 4)  # before parsing: a full disk refuses at once
-        parsed = parse_batch(blob, batch.fmt, self._clock)
+        parsed, fmt = self.formats.parse(blob, batch.fmt, batch.host, self._clock)
         n = len(parsed.ts)
+        if n and parsed.unparsed > (1 - REDETECT_BELOW) * n:
+            self._warn_unparsed(batch.host, fmt, parsed.unparsed, n)
         first, last = (hour_of(min(parsed.ts)), hour_of(max(parsed.ts))) if n else (0, 0)
         hours = [first] if first == last else sorted({hour_of(t) for t in parsed.ts})
         hours = hours if n else []
@@ -258,6 +262,16 @@ class NodeStore:
             self._write(pending)
         return StoreResult(lines=n, unparsed=parsed.unparsed, duplicate=not pending and n > 0,
                            records=[p.record for p in pending])
+
+    def _warn_unparsed(self, host: str, fmt: str, unparsed: int, lines: int) -> None:
+        """Say once per source host and format that its lines do not read."""
+        if (host, fmt) in self._warned or len(self._warned) > 4096:
+            return
+        self._warned.add((host, fmt))
+        log.warning("lines from %s: %d of a batch's %d do not parse as %s; they are stored "
+                    "as they are (grep finds them) and counted unparsed. Ship them with "
+                    "--log-format auto or their LogFormat; `logmr formats FILE` tells which",
+                    host, unparsed, lines, fmt if len(fmt) < 80 else fmt[:77] + "...")
 
     def store_records(self, batch_id: str, records: Sequence[bytes]) -> int:
         """Store a replica: whole records another node wrote for ``batch_id``, appended as

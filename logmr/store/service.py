@@ -24,6 +24,7 @@ from logmr.gearman.connection import Server
 from logmr.gearman.errors import GearmanError
 from logmr.gearman.worker import Assignment, RetryJob, Worker
 from logmr.jobs import Job as UserJob
+from logmr.mapfn.parse import AUTO
 from logmr.store import disk, mapjobs
 from logmr.store.node import NodeStore, StoreResult
 from logmr.store.repair import DEFAULT_EVERY, DEFAULT_RATE, Repairer
@@ -52,7 +53,7 @@ class _Signed:
 class NodeService:
     """Runs a storage node until :meth:`stop`."""
 
-    def __init__(self, store: NodeStore, servers: list[Server], log_format: str = "combined",
+    def __init__(self, store: NodeStore, servers: list[Server], log_format: str = AUTO,
                  host: str = "-", secret: bytes | None = None,
                  runner: MapRunner | None = None, jobs: dict[str, UserJob] | None = None,
                  replicas: int = DEFAULT_REPLICAS, disk_poll: float = 1.0,

@@ -47,7 +47,7 @@ L2 = combined(stamp="20/May/2015:12:06:17 +0000", request="POST /y HTTP/1.0")
                         "user_agent")),
     ('%h %l %u %t "%r" %>s %b %D "%{X-Forwarded-For}i"',
      ("host", "logname", "user", "time", "method", "url", "protocol", "request", "status",
-      "bytes", "duration_us", "i:x-forwarded-for")),
+      "bytes", "duration_us", "forwarded_for")),
 ])
 def test_compile_format_names(fmt: str, names: tuple[str, ...]) -> None:
     compiled = compile_format(fmt)
@@ -125,7 +125,7 @@ def test_custom_format_with_duration_and_header() -> None:
     assert p.ts == [T1]
     assert p.columns["duration_us"] == [1234]
     assert p.columns["bytes"] == [0]
-    assert p.columns["i:x-forwarded-for"] == [b"10.0.0.1, 10.0.0.2"]
+    assert p.columns["forwarded_for"] == [b"10.0.0.1, 10.0.0.2"]
 
 
 def test_request_that_is_not_method_url_protocol() -> None:
