@@ -31,7 +31,7 @@ NICKNAMES = {  # Apache's own (its default httpd.conf), then nginx's
     "nginx_main": COMBINED + ' "%{X-Forwarded-For}i"',  # the official image's "main"
 }
 AUTO = "auto"  # not a format: find it from the lines (logmr.mapfn.detect)
-# what may follow a format's last field: nothing, or fields it does not name (ignored)
+# what may follow a format's last field in a line: nothing, or fields it does not name
 _TAIL = rb"(?:[ \t][^\n]*)?"
 
 _NUM = rb"(\d+|-)"
@@ -143,10 +143,11 @@ def compile_format(fmt: str) -> Compiled:
     if not names:
         raise ConfigError(f"log format {fmt!r} has no fields logmr can read")
     try:
-        # a line matches when the format's fields match from its start: what follows
-        # them (fields the format does not name, a CRLF's \r) is ignored, and the line
-        # is still stored byte for byte
-        fast, safe = (re.compile(rb"^(?:" + s + _TAIL + rb"\r?|(.*))$", re.M)
+        # a line matches when the format's fields match from its start, up to a space, a
+        # tab or its end: what follows (fields the format does not name, a CRLF's \r) is
+        # ignored, and the line is still stored byte for byte. Not matched to its end:
+        # findall's next match starts at the next line (as fast as a strict format)
+        fast, safe = (re.compile(rb"^(?:" + s + rb"(?![^ \t\r\n])|(.*)$)", re.M)
                       for s in (source, safe_source))
     except re.error as exc:
         raise ConfigError(f"log format {fmt!r} does not compile: {exc}") from None
