@@ -45,6 +45,7 @@ def _as_dict(status: ClusterStatus) -> dict[str, object]:
         "nodes": status.nodes,
         "failed": status.failed,
         "replication": status.replication,
+        "sources": status.sources,
     }
 
 
@@ -90,6 +91,22 @@ def _print_table(status: ClusterStatus) -> None:
         if s.get("refusing"):
             console.print(f"[bold red]{node_id}:[/] not taking batches: {s['refusing']}",
                           markup=True, highlight=False)
+    sources = status.sources
+    if sources:
+        table = Table(title="Sources")
+        for col in ("host", "lines", "unparsed", "read as", "suggested"):
+            table.add_column(col, justify="right" if col in ("lines", "unparsed") else "left")
+        for host, s in sources.items():
+            fmt = s["format"] or "-"
+            table.add_row(host, f"{s['lines']:,}", f"{100 * s['unparsed_share']:.1f} %",
+                          fmt if len(fmt) <= 40 else fmt[:37] + "...",
+                          f"--log-format {s['suggested']}" if s["suggested"] else "")
+        console.print(table)
+        for host, s in sources.items():
+            if s["suggested"]:
+                console.print(f"{host}: {100 * s['unparsed_share']:.0f} % of its lines do not "
+                              f"parse; they look like {s['suggested']}: ship them with "
+                              f"--log-format {s['suggested']} (or auto)", highlight=False)
     r = status.replication
     if r:
         console.print(f"Replication: {r['replicas']} copies asked; {r['lines']:,} lines "

@@ -25,6 +25,23 @@ class ClusterStatus:
     failed: dict[str, str] = field(default_factory=dict)
     replication: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def sources(self) -> dict[str, dict[str, Any]]:
+        """Per source host, over every node (copies included, so shares, not counts, are
+        what to read): lines, unparsed, its share, the format used and one suggested."""
+        out: dict[str, dict[str, Any]] = {}
+        for stats in self.nodes.values():
+            for host, s in (stats.get("sources") or {}).items():
+                into = out.setdefault(host, {"lines": 0, "unparsed": 0, "format": None,
+                                             "suggested": None})
+                into["lines"] += s["lines"]
+                into["unparsed"] += s["unparsed"]
+                into["format"] = into["format"] or s.get("format")
+                into["suggested"] = into["suggested"] or s.get("suggested")
+        for s in out.values():
+            s["unparsed_share"] = round(s["unparsed"] / s["lines"], 4) if s["lines"] else 0.0
+        return dict(sorted(out.items()))
+
 
 def cluster_status(servers: list[Server], timeout: float = 10.0, *,
                    secret: bytes | None = None, replication: bool = True) -> ClusterStatus:

@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from logmr import heap, private
 from logmr.errors import DiskUnavailable, StoreError, WireError
-from logmr.mapfn.detect import REDETECT_BELOW, FormatChooser
+from logmr.mapfn.detect import REDETECT_BELOW, FormatChooser, detect
 from logmr.store import segment
 from logmr.store.disk import DEFAULT_MIN_FREE, FULL_ERRNOS, Watermark
 from logmr.store.segment import Location, RecordMeta, SegmentWriter
@@ -142,6 +142,8 @@ class NodeStore:
         self._clock = ClfClock()
         self.formats = FormatChooser()  # each source host's log format, for auto
         self._warned: set[tuple[str, str]] = set()  # (host, format) said to read badly
+        self._format_of: dict[str, str] = {}  # source host -> format its last batch read with
+        self._suggested: dict[tuple[str, str, int], str | None] = {}  # by newest bad record
         self.ingested_lines = 0
         self.ingested_batches = 0
         self.problems: list[str] = []  # corrupt stretches found at start, for status
@@ -233,6 +235,7 @@ class NodeStore:
             batch.lines + b"\n")
         self.watermark.check(len(blob) // 4)  # before parsing: a full disk refuses at once
         parsed, fmt = self.formats.parse(blob, batch.fmt, batch.host, self._clock)
+        self._format_of[batch.host] = fmt
         n = len(parsed.ts)
         if n and parsed.unparsed > (1 - REDETECT_BELOW) * n:
             self._warn_unparsed(batch.host, fmt, parsed.unparsed, n)
@@ -577,7 +580,44 @@ class NodeStore:
             "replicas": self.replicas,
             "taking_batches": self.refusing is None,
             "refusing": self.refusing,
+            "sources": self._sources(metas),
         }
+
+    def _sources(self, metas: list[RecordMeta]) -> dict[str, dict[str, Any]]:
+        """Per source host: lines, unparsed, the format its last batch read with, and when
+        more than a tenth did not parse, the format auto finds in its newest such record."""
+        out: dict[str, dict[str, Any]] = {}
+        for m in metas:
+            s = out.setdefault(m.host, {"lines": 0, "unparsed": 0,
+                                        "format": self._format_of.get(m.host),
+                                        "suggested": None})
+            s["lines"] += m.lines
+            s["unparsed"] += m.unparsed
+        for host, s in out.items():
+            if s["unparsed"] * 10 > s["lines"]:
+                s["suggested"] = self._suggest(host)
+        return out
+
+    def _suggest(self, host: str) -> str | None:
+        """The format that reads the newest badly read record of ``host`` best, if one
+        reads it better than it was read."""
+        with self._lock:
+            found = [(m.t1, loc, m) for entries in self._index.values() for loc, m in entries
+                     if m.host == host and m.unparsed * 10 > m.lines]
+        if not found:
+            return None
+        _, loc, meta = max(found, key=lambda x: (x[0], x[2].batch_id))
+        key = (host, meta.batch_id, meta.part)
+        if key not in self._suggested:
+            try:
+                best = detect(segment.decode_lines(loc, meta))
+            except StoreError:
+                return None
+            better = best.share > 1 - meta.unparsed / meta.lines
+            if len(self._suggested) > 1024:
+                self._suggested.clear()
+            self._suggested[key] = best.fmt if better else None
+        return self._suggested[key]
 
 
 @dataclass

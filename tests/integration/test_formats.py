@@ -161,3 +161,28 @@ def test_a_cluster_and_the_stock_logger_need_no_format(
     out = logger.run("report", *ARGS)
     assert out.returncode == 0, out.stderr
     check_against_peers(json.loads(out.stdout), part)
+
+
+@pytest.mark.slow
+def test_a_wrong_format_is_unparsed_named_in_status_and_nothing_is_lost(
+        cluster_factory: Callable[..., LocalCluster], tmp_path: Path) -> None:
+    path = tmp_path / "vhosts.log"
+    path.write_bytes(b"".join(r.line("vhost_combined") + b"\n" for r in varied(500, seed=15)))
+    cluster = cluster_factory(nodes=2)
+    assert cluster.run("ship", "--host", "wrong", "--format", "combined",
+                       str(path)).returncode == 0
+    assert cluster.run("ship", "--host", "right", str(path)).returncode == 0
+    cluster.wait_stored(1000)
+    summary = cluster.summary()
+    assert (summary["requests"], summary["unparsed"]) == (500, 500)
+    sources = cluster.status()["sources"]
+    assert sources["wrong"]["unparsed_share"] == 1.0
+    assert (sources["wrong"]["format"], sources["wrong"]["suggested"]) == (
+        "combined", "vhost_combined")
+    assert (sources["right"]["unparsed_share"], sources["right"]["format"],
+            sources["right"]["suggested"]) == (0.0, "vhost_combined", None)
+    table = cluster.run("status").stdout
+    assert b"ship them with --log-format vhost_combined" in table
+    # nothing was lost: every line of both hosts is stored byte for byte
+    out = cluster.run("grep", "")
+    assert sorted(out.stdout.splitlines()) == sorted(path.read_bytes().splitlines() * 2)
