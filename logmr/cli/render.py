@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from logmr.cli.html import to_html
-from logmr.cli.tables import TITLES, rows_of
+from logmr.cli.tables import TITLES, bar_chart, human_bytes, human_duration, rows_of
 from logmr.client.plan import Coverage
 
 
@@ -57,6 +57,10 @@ def _tables(data: dict[str, Any], output: str | None) -> None:
     try:
         for name, value in data.items():
             rows = rows_of(name, value)
+            buckets = value.get("duration_buckets") if isinstance(value, dict) else None
+            if buckets:  # drawn as bars below the table, not as rows
+                rows = [r for r in rows if not str(r.get("name")).startswith(
+                    "duration_buckets.")]
             table = Table(title=TITLES.get(name, name), title_justify="left")
             if not rows:
                 console.print(table)
@@ -70,16 +74,32 @@ def _tables(data: dict[str, Any], output: str | None) -> None:
             for row in rows:
                 table.add_row(*(_cell(row.get(c), c, row) for c in columns))
             console.print(table)
+            if buckets:
+                console.print("Visit durations", highlight=False)
+                for line in bar_chart(buckets):
+                    console.print("  " + line, highlight=False)
     finally:
         if stream is not None:
             stream.close()
 
 
+RATES = {"bounce_rate"}  # shares of one, shown as percentages
+
+
 def _cell(value: Any, column: str, row: dict[str, Any]) -> str:
+    """A value as a terminal shows it (json and csv keep the exact numbers)."""
     if column == "visitors" and row.get("visitors_exact") is False:
         return f"~{value:,}"
     if column == "share":
         return f"{value:.2f}%"
+    what = row.get("name") if column == "value" else column
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if what == "bytes" or str(what).endswith("_bytes"):
+            return human_bytes(int(value))
+        if str(what).endswith("_s"):
+            return human_duration(float(value))
+        if what in RATES:
+            return f"{100 * value:.1f}%"
     if isinstance(value, int) and not isinstance(value, bool) and column not in ("status",):
         return f"{value:,}"
     return "" if value is None else str(value)

@@ -135,11 +135,17 @@ def _short_time(epoch: int | None) -> str:
     return "-" if epoch is None else format_epoch(epoch)[:16].replace("T", " ")
 
 
+LIVE = 2 * 86400  # data older than this is not a feed falling behind: its date is shown
+
+
 def _behind(last: int | None) -> str:
-    """How long ago the newest stored line was logged: the lag of a live feed."""
+    """How long ago the newest stored line was logged: the lag of a live feed, or for
+    old data (logs loaded after the fact) the date of its last line."""
     if last is None:
         return "-"
     seconds = max(0, int(time.time()) - last)
+    if seconds > LIVE:
+        return f"old: {format_epoch(last)[:10]}"
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"

@@ -32,3 +32,51 @@ def rows_of(name: str, value: Any) -> list[dict[str, Any]]:
         else:
             flat.append({"name": key, "value": item})
     return flat
+
+
+_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def human_bytes(n: int) -> str:
+    """A byte count as people read it: 512 B, 1.5 KiB, 44.7 MiB (powers of 1024).
+
+    >>> [human_bytes(n) for n in (0, 1023, 1024, 1536, 46_882_196, 3 << 40)]
+    ['0 B', '1023 B', '1.0 KiB', '1.5 KiB', '44.7 MiB', '3.0 TiB']
+    """
+    size, unit = float(n), 0
+    while abs(size) >= 1024 and unit < len(_BYTE_UNITS) - 1:
+        size, unit = size / 1024, unit + 1
+    return f"{n} B" if unit == 0 else f"{size:.1f} {_BYTE_UNITS[unit]}"
+
+
+def human_duration(seconds: float) -> str:
+    """A duration as people read it: 850 ms, 1.2 s, 3 min, 2.5 h, 4 days.
+
+    >>> [human_duration(s) for s in (0.85, 1.2, 59, 180, 9000, 4 * 86400)]
+    ['850 ms', '1.2 s', '59 s', '3 min', '2.5 h', '4 days']
+    """
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    days = seconds / 86400
+    return f"{days:.0f} day{'s' if round(days) != 1 else ''}"
+
+
+def bar_chart(counts: dict[str, int], width: int = 40) -> list[str]:
+    """Horizontal bars, one line per label, the longest ``width`` blocks.
+
+    >>> bar_chart({"a": 4, "bb": 1, "c": 0}, width=4)
+    ['a  4 ████', 'bb 1 █', 'c  0 ']
+    """
+    top = max(counts.values(), default=0)
+    label = max((len(k) for k in counts), default=0)
+    digits = max((len(f"{v:,}") for v in counts.values()), default=1)
+    return [f"{k:<{label}} {v:>{digits},} " + "█" * (
+        0 if top == 0 or v == 0 else max(1, round(width * v / top))) for k, v in counts.items()]

@@ -183,6 +183,7 @@ def test_a_wrong_format_is_unparsed_named_in_status_and_nothing_is_lost(
             sources["right"]["suggested"]) == (0.0, "vhost_combined", None)
     table = cluster.run("status").stdout
     assert b"ship them with --log-format vhost_combined" in table
+    assert b"old: 2015-05-20" in table  # old data: its date, not a lag
     # nothing was lost: every line of both hosts is stored byte for byte
     out = cluster.run("grep", "")
     assert sorted(out.stdout.splitlines()) == sorted(path.read_bytes().splitlines() * 2)

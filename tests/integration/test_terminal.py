@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -68,3 +69,29 @@ def test_report_shows_node_progress_on_a_terminal_only(cluster: object) -> None:
     piped = subprocess.run([sys.executable, "-m", "logmr", "report", "--servers", servers],
                            capture_output=True, check=True)
     assert piped.stderr == b""
+
+
+def test_tables_show_units_people_read_and_json_keeps_exact_numbers() -> None:
+    from tests.cluster import logmr
+
+    awk = subprocess.run(["awk", '$10 != "-" {s += $10} END {printf "%.0f", s}',
+                          str(SEMICOMPLETE)], capture_output=True, check=True).stdout
+    total = int(awk)
+    table = logmr("report", "--summary", "--sessions", str(SEMICOMPLETE))
+    assert table.returncode == 0
+    text = table.stdout.decode()
+    assert f"{total / 2 ** 30:.1f} GiB" in text  # 2.6 GiB, not 2,747,282,740
+    assert f"{total:,}" not in text
+    assert "duration_buckets" not in text and "Visit durations" in text
+    lines = text.splitlines()
+    bars = lines[lines.index("Visit durations") + 1:][:7]
+    assert [b.split()[0] for b in bars] == ["0-30s", "30s-2m", "2-5m", "5-15m", "15-30m",
+                                            "30m-1h", "1h+"]
+    data = json.loads(logmr("report", "--summary", "--sessions", "--format", "json",
+                            str(SEMICOMPLETE)).stdout)
+    assert data["summary"]["bytes"] == total
+    buckets = data["sessions"]["duration_buckets"]
+    longest = list(buckets).index(max(buckets, key=buckets.__getitem__))
+    assert "█" * 40 in bars[longest]  # the longest bar: the most visits
+    rate = data["sessions"]["bounce_rate"]
+    assert f"{100 * rate:.1f}%" in text and 0 < rate < 1
