@@ -28,6 +28,7 @@ FLAGS = {
     "vhosts": "virtual hosts (formats with %v)",
     "user-agents": "user agents",
     "methods": "request methods",
+    "remote-users": "authenticated users (%u, as logged)",
     "bots": "known crawlers",
     "sessions": "visits: count, pages per visit, duration buckets, bounce rate",
     "entry-pages": "first page of each visit",

@@ -11,6 +11,7 @@ TITLES = {
     "browsers": "Browsers", "visit_times": "Visit times", "status": "Status codes",
     "referrers": "Referrers", "referring_sites": "Referring sites", "vhosts": "Virtual hosts",
     "user_agents": "User agents", "methods": "Methods", "bots": "Crawlers",
+    "remote_users": "Remote users",
     "sessions": "Visits", "entry_pages": "Entry pages", "exit_pages": "Exit pages",
     "paths": "Paths", "transitions": "Transitions", "funnel": "Funnel",
 }

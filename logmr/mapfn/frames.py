@@ -2,8 +2,8 @@
 
 A frame has one row per parsed line (unparsed lines only count in the summary) with the
 columns reports need: ``ts``, ``host``, ``day`` (the date as logged, dd/Mon/yyyy), ``ua``,
-``url``, ``status``, ``bytes``, ``referer``, ``method`` and ``vhost`` (empty when the
-format has none), ``line`` (the line's index in its record, for --grep), and the visitor
+``url``, ``status``, ``bytes``, ``referer``, ``method``, ``vhost`` and ``user`` (%u; empty
+when the format has none), ``line`` (the line's index in its record, for --grep), and the visitor
 hashes ``vh`` and ``vk`` (see :func:`visitor_columns`). Strings stay bytes (polars Binary):
 log lines are never decoded on the query path.
 """
@@ -19,11 +19,12 @@ import polars as pl
 SCHEMA = {
     "ts": pl.Int64, "line": pl.Int32, "host": pl.Binary, "day": pl.Binary, "ua": pl.Binary,
     "url": pl.Binary, "status": pl.Int64, "bytes": pl.Int64, "referer": pl.Binary,
-    "method": pl.Binary, "vhost": pl.Binary,
+    "method": pl.Binary, "vhost": pl.Binary, "user": pl.Binary,
 }
 FRAME_SCHEMA = {**SCHEMA, "vh": pl.Int64, "vk": pl.Int64}
 _SOURCES = {"host": "host", "ua": "user_agent", "url": "url", "status": "status",
-            "bytes": "bytes", "referer": "referer", "method": "method", "vhost": "vhost"}
+            "bytes": "bytes", "referer": "referer", "method": "method", "vhost": "vhost",
+            "user": "user"}
 
 
 def record_frame(columns: dict[str, Any], ts: Sequence[int]) -> tuple[pl.DataFrame, int]:

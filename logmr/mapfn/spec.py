@@ -12,15 +12,16 @@ from logmr.wire import MAX_HOST
 KMV = 128
 PANELS = ("summary", "top_urls", "pages", "static", "not_found", "hosts", "os", "browsers",
           "visit_times", "status", "referrers", "referring_sites", "vhosts", "user_agents",
-          "methods", "bots")
+          "methods", "bots", "remote_users")
 CLICK = ("sessions", "entry_pages", "exit_pages", "transitions", "paths", "funnel")
 # the grouping each panel is computed from, on the nodes
 DIMENSION = {"top_urls": "url", "pages": "url", "static": "url", "not_found": "url404",
              "hosts": "host", "os": "ua", "browsers": "ua", "user_agents": "ua", "bots": "ua",
              "visit_times": "hour", "status": "status", "referrers": "referer",
-             "referring_sites": "referer", "vhosts": "vhost", "methods": "method"}
+             "referring_sites": "referer", "vhosts": "vhost", "methods": "method",
+             "remote_users": "user"}
 KEYS = {"url": "url", "url404": "url", "host": "host", "ua": "ua", "status": "status",
-         "referer": "referer", "vhost": "vhost", "method": "method"}
+         "referer": "referer", "vhost": "vhost", "method": "method", "user": "user"}
 VISITOR_KEYS = {"ip": ("host",), "ip+ua": ("host", "ua"), "ip+ua+date": ("host", "ua", "day")}
 
 

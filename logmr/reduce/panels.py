@@ -95,5 +95,7 @@ def panels(merged: Merged, spec: ReportSpec) -> dict[str, Any]:
         "vhosts": lambda: _table({k: v for k, v in merged.dims.get("vhost", {}).items() if k},
                                  "vhost", total, limit),
         "methods": lambda: _table(merged.dims.get("method", {}), "method", total, None),
+        "remote_users": lambda: _table({k: v for k, v in merged.dims.get("user", {}).items()
+                                        if k not in (b"-", b"")}, "user", total, limit),
     }
     return {name: makers[name]() for name in spec.reports if name in makers}

@@ -187,3 +187,16 @@ def test_a_wrong_format_is_unparsed_named_in_status_and_nothing_is_lost(
     # nothing was lost: every line of both hosts is stored byte for byte
     out = cluster.run("grep", "")
     assert sorted(out.stdout.splitlines()) == sorted(path.read_bytes().splitlines() * 2)
+
+
+def test_remote_users_equal_the_users_written_and_awk(tmp_path: Path) -> None:
+    rows = varied(600, seed=16)
+    path = tmp_path / "users.log"
+    path.write_bytes(b"".join(r.line("combined") + b"\n" for r in rows))
+    out = logmr("report", "--remote-users", "--format", "json", str(path))
+    assert out.returncode == 0, out.stderr
+    got = {r["user"]: r["hits"] for r in json.loads(out.stdout)["remote_users"]}
+    written = Counter(r.user for r in rows if r.user != "-")
+    awk = subprocess.run(["awk", '$3 != "-" {print $3}', str(path)], capture_output=True,
+                         check=True).stdout.decode().split()
+    assert got == dict(written) == dict(Counter(awk)) and len(got) == 3

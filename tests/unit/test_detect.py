@@ -22,6 +22,7 @@ from logmr.mapfn.parse import AUTO, check_format, parse_batch
 @dataclass
 class Fields:
     host: str = "192.0.2.7"
+    user: str = "-"
     stamp: str = "20/May/2015:12:05:17 +0000"
     request: str = "GET /a/b?c=1 HTTP/1.1"
     status: str = "200"
@@ -37,12 +38,13 @@ class Fields:
     def line(self, fmt: str) -> bytes:
         """The line ``fmt`` writes for these fields."""
         f = self
-        head = f'{f.host} - - [{f.stamp}] "{f.request}" {f.status} {f.size}'
+        head = f'{f.host} - {f.user} [{f.stamp}] "{f.request}" {f.status} {f.size}'
         text = {
             "common": head,
             "combined": f'{head} "{f.referer}" "{f.agent}"',
             "nginx_combined": f'{head} "{f.referer}" "{f.agent}"',
-            "vhost_combined": f'{f.vhost}:{f.port} {f.host} - - [{f.stamp}] "{f.request}" '
+            "vhost_combined": f'{f.vhost}:{f.port} {f.host} - {f.user} [{f.stamp}] '
+                              f'"{f.request}" '
                               f'{f.status} {f.size} "{f.referer}" "{f.agent}"',
             "combinedio": f'{head} "{f.referer}" "{f.agent}" {f.bytes_in} {f.bytes_out}',
             "nginx_main": f'{head} "{f.referer}" "{f.agent}" "{f.xff}"',
@@ -66,7 +68,8 @@ def varied(n: int, seed: int = 1) -> list[Fields]:
                    status=rng.choice(["200", "404", "-", "301", "500"]),
                    size=rng.choice(["0", "-", "1234", "99999999"]),
                    referer=rng.choice(["-", "http://example.org/x", ""]),
-                   agent=rng.choice(agents), port=rng.choice(["80", "443"]))
+                   agent=rng.choice(agents), port=rng.choice(["80", "443"]),
+                   user=rng.choice(["-", "-", "alice", "bob", "carol@example.org"]))
             for _ in range(n)]
 
 
@@ -77,6 +80,7 @@ def test_every_known_format_parses_its_own_lines_field_for_field(fmt: str) -> No
     p = parse_batch(blob, fmt, now=lambda: 0)
     assert p.unparsed == 0
     assert p.columns["host"] == [r.host.encode() for r in rows]
+    assert p.columns["user"] == [r.user.encode() for r in rows]
     assert p.columns["status"] == [0 if r.status == "-" else int(r.status) for r in rows]
     assert p.columns["bytes"] == [0 if r.size == "-" else int(r.size) for r in rows]
     for i, r in enumerate(rows):
