@@ -17,9 +17,10 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from logmr.files import read_chunks
-from logmr.mapfn.parse import AUTO, Parsed, compile_format, parse_batch
+from logmr.mapfn.parse import AUTO, INT_COLUMNS, Parsed, compile_format, parse_batch
 from logmr.timeutil import ClfClock
 
 # formats auto tries: those with a time (a format of one field, such as agent, would match
@@ -102,10 +103,44 @@ def parse_detected(blob: bytes, known: str | None, clock: ClfClock | None = None
         # (detect prefers it: a richer one); else the bad lines are bad lines
         if found.fmt != known and (found.share > share or (
                 check and found.share >= share - NEAR)):
-            return parse_batch(blob, found.fmt, clock), found.fmt
-        return parsed, known
+            return with_second_format(blob, parse_batch(blob, found.fmt, clock), found.fmt,
+                                      clock), found.fmt
+        return with_second_format(blob, parsed, known, clock), known
     found = detect(blob)
-    return parse_batch(blob, found.fmt, clock), found.fmt
+    return with_second_format(blob, parse_batch(blob, found.fmt, clock), found.fmt,
+                              clock), found.fmt
+
+
+def with_second_format(blob: bytes, parsed: Parsed, fmt: str, clock: ClfClock | None = None
+                       ) -> Parsed:
+    """``parsed`` (``blob`` read with ``fmt``) with the lines it did not read read by the
+    format that reads them, when they are more than a few (a batch that spans a change of
+    the server's format); columns one format lacks are empty (0 for numbers)."""
+    bad = [i for i, ok in enumerate(parsed.parsed) if not ok]
+    if len(bad) < max(2, NEAR * len(parsed.parsed)):
+        return parsed  # a few bad lines are bad lines
+    lines = blob.split(b"\n")
+    rest = b"\n".join(lines[i] for i in bad) + b"\n"
+    found = detect(rest)
+    if found.fmt == fmt or not found.parsed:
+        return parsed
+    other = parse_batch(rest, found.fmt, clock, now=lambda: parsed.ts[bad[0]])
+    columns: dict[str, Any] = {}
+    n = len(parsed.parsed)
+    for name in dict.fromkeys([*parsed.columns, *other.columns]):
+        empty: Any = 0 if name in INT_COLUMNS else b""
+        mine = parsed.columns.get(name)
+        column = list(mine) if mine is not None else [empty] * n
+        theirs = other.columns.get(name)
+        for j, i in enumerate(bad):
+            if other.parsed[j]:
+                column[i] = theirs[j] if theirs is not None else empty
+        columns[name] = column
+    ok, ts = list(parsed.parsed), list(parsed.ts)
+    for j, i in enumerate(bad):
+        if other.parsed[j]:
+            ok[i], ts[i] = True, other.ts[j]
+    return Parsed(ts=ts, columns=columns, parsed=ok)
 
 
 class FormatChooser:

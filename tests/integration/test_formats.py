@@ -56,6 +56,9 @@ def test_formats_tells_a_file_that_mixes_two(tmp_path: Path) -> None:
     assert found["others"] == [{"format": "vhost_combined", "lines": 100}]
     table = logmr("formats", str(mixed)).stdout
     assert b"mixes formats" in table and b"(line 201)" in table
+    # a report reads both formats (the lines common does not read, as vhost_combined)
+    summary = json.loads(logmr("report", "--summary", "--format", "json", str(mixed)).stdout)
+    assert (summary["summary"]["requests"], summary["summary"]["unparsed"]) == (400, 0)
 
 
 def test_formats_errors_are_one_line() -> None:

@@ -186,3 +186,25 @@ def test_auto_is_a_format_option_and_nonsense_is_not() -> None:
     assert check_format(AUTO) == AUTO and check_format("nginx_main") == "nginx_main"
     with pytest.raises(ConfigError, match="auto"):
         check_format("nginx")
+
+
+def test_a_batch_that_spans_a_change_of_format_reads_both() -> None:
+    before, after = varied(120, seed=17), varied(80, seed=18)
+    blob = b"".join([r.line("common") + b"\n" for r in before]
+                    + [r.line("vhost_combined") + b"\n" for r in after])
+    parsed, used = parse_detected(blob, None)
+    assert used == "common" and parsed.unparsed == 0
+    assert parsed.columns["host"] == [r.host.encode() for r in before + after]
+    assert parsed.columns["vhost"] == [b""] * 120 + [r.vhost.encode() for r in after]
+    assert parsed.columns["status"] == [0 if r.status == "-" else int(r.status)
+                                        for r in before + after]
+    # a few bad lines are left as they are
+    few = blob + b"garbage\n"
+    assert parse_detected(few, "common")[0].unparsed == 1
+
+
+def test_lines_no_format_reads_stay_unparsed() -> None:
+    rows = [r.line("common") + b"\n" for r in varied(50, seed=19)]
+    blob = b"".join(rows) + b'{"json": 1}\n' * 30
+    parsed, used = parse_detected(blob, None)
+    assert used == "common" and parsed.unparsed == 30
