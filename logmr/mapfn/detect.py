@@ -116,9 +116,9 @@ def with_second_format(blob: bytes, parsed: Parsed, fmt: str, clock: ClfClock | 
     """``parsed`` (``blob`` read with ``fmt``) with the lines it did not read read by the
     format that reads them, when they are more than a few (a batch that spans a change of
     the server's format); columns one format lacks are empty (0 for numbers)."""
+    if parsed.unparsed < max(2, NEAR * len(parsed.parsed)):
+        return parsed  # a few bad lines are bad lines (counted in C: most batches stop here)
     bad = [i for i, ok in enumerate(parsed.parsed) if not ok]
-    if len(bad) < max(2, NEAR * len(parsed.parsed)):
-        return parsed  # a few bad lines are bad lines
     lines = blob.split(b"\n")
     rest = b"\n".join(lines[i] for i in bad) + b"\n"
     found = detect(rest)
