@@ -4,10 +4,10 @@ Every known format with a time (:data:`CANDIDATES`) is tried on a sample of the 
 one that parses the most wins, and among those within 1 % (or a line) of the best, the
 richest (the one with the most fields: nginx ``main`` over ``combined`` over ``common``,
 whose fields ``main`` also matches, since a format ignores what follows its last field). A
-source is
-detected again when one of its batches parses under :data:`REDETECT_BELOW` with the format
-found before (its server's configuration changed), and every :data:`REDETECT_EVERY`
-batches, since a format that gained fields is still read by the old one.
+source is detected again when one of its batches parses under :data:`REDETECT_BELOW` with
+the format found before (its server's configuration changed), and every
+:data:`REDETECT_EVERY` batches, since a format that gained fields is still read by the old
+one.
 """
 
 from __future__ import annotations
@@ -91,24 +91,23 @@ def parse_detected(blob: bytes, known: str | None, clock: ClfClock | None = None
                    check: bool = False) -> tuple[Parsed, str]:
     """Parse ``blob`` with ``known`` (a source's format found before, if any), detecting
     the format again when that reads too little of it, or when ``check`` says to; the
-    columns and the format used."""
-    if known is not None:
-        parsed = parse_batch(blob, known, clock)
-        if not parsed.parsed or (not check and parsed.unparsed <= (
-                1 - REDETECT_BELOW) * len(parsed.parsed)):
-            return parsed, known
-        found = detect(blob)
-        share = 1 - parsed.unparsed / len(parsed.parsed)
-        # another format, when it reads more (the source changed), or on a check as much
-        # (detect prefers it: a richer one); else the bad lines are bad lines
-        if found.fmt != known and (found.share > share or (
-                check and found.share >= share - NEAR)):
-            return with_second_format(blob, parse_batch(blob, found.fmt, clock), found.fmt,
-                                      clock), found.fmt
-        return with_second_format(blob, parsed, known, clock), known
-    found = detect(blob)
-    return with_second_format(blob, parse_batch(blob, found.fmt, clock), found.fmt,
-                              clock), found.fmt
+    lines it still does not read go to :func:`with_second_format`. The columns and the
+    format used."""
+    if known is None:
+        used = detect(blob).fmt
+        parsed = parse_batch(blob, used, clock)
+    else:
+        used, parsed = known, parse_batch(blob, known, clock)
+        lines = len(parsed.parsed)
+        if lines and (check or parsed.unparsed > (1 - REDETECT_BELOW) * lines):
+            found = detect(blob)
+            share = 1 - parsed.unparsed / lines
+            # another format, when it reads more (the source changed), or on a check as
+            # much (detect prefers it: a richer one); else the bad lines are bad lines
+            if found.fmt != known and (found.share > share or (
+                    check and found.share >= share - NEAR)):
+                used, parsed = found.fmt, parse_batch(blob, found.fmt, clock)
+    return with_second_format(blob, parsed, used, clock), used
 
 
 def with_second_format(blob: bytes, parsed: Parsed, fmt: str, clock: ClfClock | None = None

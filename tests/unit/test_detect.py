@@ -198,6 +198,12 @@ def test_a_batch_that_spans_a_change_of_format_reads_both() -> None:
     assert parsed.columns["vhost"] == [b""] * 120 + [r.vhost.encode() for r in after]
     assert parsed.columns["status"] == [0 if r.status == "-" else int(r.status)
                                         for r in before + after]
+    # a source's known format reading most of a batch: the rest is read too, down to 1 %
+    few_vhosts = b"".join([r.line("common") + b"\n" for r in before]
+                          + [r.line("vhost_combined") + b"\n" for r in after[:6]])
+    parsed, used = parse_detected(few_vhosts, "common")
+    assert used == "common" and parsed.unparsed == 0 and parsed.columns["vhost"][-6:] == [
+        r.vhost.encode() for r in after[:6]]
     # a few bad lines are left as they are
     few = blob + b"garbage\n"
     assert parse_detected(few, "common")[0].unparsed == 1
