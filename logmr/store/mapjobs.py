@@ -34,6 +34,7 @@ from logmr.mapfn.pattern import runs_in_linear_time
 from logmr.mapfn.spec import MAX_PATTERN, ReportSpec
 from logmr.store.node import NodeStore, Record, Snapshot
 from logmr.store.repair import Catalog, Repairer
+from logmr.store.reparse import Reparser
 from logmr.store.runner import Reply
 from logmr.timeutil import in_span
 
@@ -287,10 +288,20 @@ class _Combining(UserJob):
         return self.job.combiner(key, values)
 
 
+def map_reparse(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float,
+                reparser: Reparser | None = None) -> dict[str, Any]:
+    """Start re-parsing this node's records (see :mod:`logmr.store.reparse`), or say how
+    far it got: the work goes on in the node after the answer."""
+    if reparser is None:
+        raise LogmrError("re-parsing runs in a node, not in a map process")
+    return reparser.request(args)
+
+
 MapJob = Callable[[NodeStore, Reply, dict[str, Any], float], dict[str, Any]]
 MAP_JOBS: dict[str, MapJob] = {
     "grep": map_grep,
     "records": map_records,
+    "reparse": map_reparse,
     "run": map_run,
     "report": map_report,
     "stats": map_stats,
@@ -300,7 +311,7 @@ MAP_JOBS: dict[str, MapJob] = {
 def runs_inline(request: wire.MapRequest) -> bool:
     """Jobs that cannot run away (stats; grep for a pattern without repetition, which
     cannot backtrack) skip the fork and check the budget between hours instead."""
-    if request.job in ("stats", "records"):
+    if request.job in ("stats", "records", "reparse"):
         return True
     if request.job == "grep":
         return runs_in_linear_time(grep_query(request.args).compile())

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from array import array
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -123,6 +123,11 @@ class NodeStore:
         self._by_batch: dict[str, list[tuple[Location, RecordMeta]]] = {}
         self._seq: dict[tuple[str, int], int] = {}
         self._copies: set[tuple[str, int]] = set()
+        self._gen: dict[int, int] = {}  # hour -> its segment's generation (one per rewrite)
+        self._era = 0  # rewrites so far: a reader's era says which files it may still read
+        self._reading: Counter[int] = Counter()  # readers at work, by the era they began in
+        self._retired: list[tuple[int, str]] = []  # (era, file) replaced, kept for readers
+        self._rewrite_lock = threading.Lock()  # one rewrite of a segment at a time
         self.seq = 0  # records added so far
         # this start's token: a sequence number means something only within one start
         self.epoch = secrets.token_hex(4)
@@ -184,15 +189,33 @@ class NodeStore:
     def _load(self) -> None:
         started = time.monotonic()
         count = 0
+        found: dict[int, dict[int, str]] = {}  # hour -> generation -> file name
         for name in sorted(os.listdir(self.seg_dir)):
+            if name.endswith(SEGMENT_SUFFIX + ".tmp"):  # a rewrite cut short: never used
+                log.info("removing %s: a segment rewrite that did not finish", name)
+                os.unlink(os.path.join(self.seg_dir, name))
+                continue
             if not name.endswith(SEGMENT_SUFFIX):
                 continue
+            hour_gen = name[: -len(SEGMENT_SUFFIX)].split(".")
             try:
-                hour = int(name[: -len(SEGMENT_SUFFIX)])
+                hour, gen = int(hour_gen[0]), int(hour_gen[1]) if len(hour_gen) == 2 else 0
             except ValueError:
                 log.warning("ignoring %s: not a segment name", name)
                 continue
-            entries = segment.scan(os.path.join(self.seg_dir, name), repair=True,
+            if len(hour_gen) > 2 or gen < 0:
+                log.warning("ignoring %s: not a segment name", name)
+                continue
+            found.setdefault(hour, {})[gen] = name
+        for hour, gens in sorted(found.items()):
+            gen = max(gens)
+            for older in sorted(set(gens) - {gen}):
+                # replaced by a rewrite (which held all of its records) before a stop that
+                # came too soon to delete it
+                log.info("removing %s: segment %s replaced it", gens[older], gens[gen])
+                os.unlink(os.path.join(self.seg_dir, gens[older]))
+            self._gen[hour] = gen
+            entries = segment.scan(os.path.join(self.seg_dir, gens[gen]), repair=True,
                                    problems=self.problems)
             for loc, meta in entries:
                 count += self._add(hour, loc, meta)
@@ -256,7 +279,7 @@ class NodeStore:
             record, meta = segment.encode_record(
                 {"batch_id": batch.batch_id, "part": part, "parts": len(hours),
                  "lines": len(ts), "t0": min(ts), "t1": max(ts), "host": batch.host,
-                 "unparsed": ok.count(False)}, lines, cols, ts)
+                 "unparsed": ok.count(False), "fmt": fmt}, lines, cols, ts)
             pending.append(_Pending(hour, record, meta, lines, ts))
         # parsed and encoded outside the lock: a copy arriving meanwhile need not wait
         with self._write_lock:
@@ -325,10 +348,11 @@ class NodeStore:
     def batch_records(self, batch_id: str, parts: set[int] | None = None) -> list[bytes]:
         """The whole records this node holds of a batch (those of ``parts``, if given), as
         stored: what a copy for a peer carries."""
-        with self._lock:
-            held = list(self._by_batch.get(batch_id, ()))
-        return [segment.read_record(loc) for loc, meta in held
-                if parts is None or meta.part in parts]
+        with self.reading():
+            with self._lock:
+                held = list(self._by_batch.get(batch_id, ()))
+            return [segment.read_record(loc) for loc, meta in held
+                    if parts is None or meta.part in parts]
 
     def _write(self, pending: Sequence[_Pending]) -> None:
         """Append, fsync and index records (the caller holds the write lock: ingest, copies
@@ -354,11 +378,7 @@ class NodeStore:
                                   f"{exc.strerror}") from None
         with self._lock:
             for p, offset in placed:
-                _, meta_len, _, crc = segment.HEADER.unpack_from(p.record)
-                body_at = offset + segment.HEADER.size + meta_len
-                loc = Location(self._writer_path(p.hour), body_at,
-                               len(p.record) - (body_at - offset), crc,
-                               p.record[segment.HEADER.size:segment.HEADER.size + meta_len])
+                loc = _location(self._writer_path(p.hour), offset, p.record)
                 self._add(p.hour, loc, p.meta, copy=p.lines is None)
                 if p.lines is not None and p.ts is not None:
                     # write-through: the newest data is what queries read most
@@ -393,7 +413,11 @@ class NodeStore:
         return {h: (idx, b"".join(lines[i] + b"\n" for i in idx)) for h, idx in groups.items()}
 
     def _writer_path(self, hour: int) -> str:
-        return os.path.join(self.seg_dir, f"{hour}{SEGMENT_SUFFIX}")
+        return self._segment_path(hour, self._gen.get(hour, 0))
+
+    def _segment_path(self, hour: int, gen: int) -> str:
+        name = f"{hour}{SEGMENT_SUFFIX}" if gen == 0 else f"{hour}.{gen}{SEGMENT_SUFFIX}"
+        return os.path.join(self.seg_dir, name)
 
     def _writer(self, hour: int) -> SegmentWriter:
         writer = self._writers.get(hour)
@@ -443,9 +467,8 @@ class NodeStore:
                         if held:
                             self._by_batch[meta.batch_id] = held
                     self._hours.remove(hour)
-                    for key in [k for k in self._cache if k[0] == path]:
-                        self._cache_used -= self._cache_size.pop(key)
-                        del self._cache[key]
+                    self._gen.pop(hour, None)
+                    self._forget(path)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
                 self._last_write.pop(hour, None)
@@ -453,6 +476,95 @@ class NodeStore:
         if deleted:
             log.info("retention: deleted %d segments older than %d s", len(deleted), window)
         return deleted
+
+    # -- rewrites (re-parsing) --------------------------------------------------------------
+
+    def rewrite_hour(self, hour: int, derive: Callable[[Record], Rederived | None]) -> Rewritten:
+        """Derive the columns of an hour's records again: ``derive`` gives a record's new
+        columns and times, or None to leave it as it is. Lines, batch ids, parts and
+        sequence numbers stay; the segment is replaced as a whole (written aside, then
+        renamed over, so a stop at any point leaves the old or the new, both whole), and
+        queries reading the old one meanwhile finish with it (it is deleted after them).
+        Records appended while the hour is read are derived under the write lock."""
+        with self._rewrite_lock:
+            with self._lock:
+                if hour not in self._index:
+                    return Rewritten()
+                entries = list(self._index[hour])
+                gen = self._gen.get(hour, 0) + 1
+            path = self._segment_path(hour, gen)
+            tmp = path + ".tmp"
+            out = _Rewrite(tmp)
+            try:
+                out.add(entries, derive)
+                if not out.changed:
+                    return Rewritten(records=len(entries))
+                with self._write_lock:
+                    with self._lock:
+                        now = self._index.get(hour)
+                        if now is None or now[:len(entries)] != entries:
+                            return Rewritten()  # gone (retention) meanwhile: nothing to do
+                        later = now[len(entries):]
+                    out.add(later, derive)
+                    out.commit(path)
+                    writer = self._writers.pop(hour, None)
+                    if writer is not None:
+                        writer.close()
+                    segment.fsync_dir(self.seg_dir)
+                    with self._lock:
+                        self._swap(hour, gen, entries + later, out.placed(path))
+            finally:
+                out.discard()
+        self._reap()
+        return Rewritten(records=len(out.metas), changed=out.changed, lines=out.lines_changed,
+                         unparsed_before=out.unparsed_before, unparsed_after=out.unparsed_after)
+
+    def _swap(self, hour: int, gen: int, old: list[tuple[Location, RecordMeta]],
+              new: list[tuple[Location, RecordMeta]]) -> None:
+        """Point the index at an hour's rewritten segment (the caller holds the lock)."""
+        old_path = self._writer_path(hour)
+        self._index[hour] = new
+        by_key = {(m.batch_id, m.part): (loc, m) for loc, m in new}
+        for batch_id in {m.batch_id for _, m in old}:
+            self._by_batch[batch_id] = [by_key.get((m.batch_id, m.part), (loc, m))
+                                        for loc, m in self._by_batch.get(batch_id, ())]
+        self._gen[hour] = gen
+        self._forget(old_path)
+        self._era += 1
+        self._retired.append((self._era, old_path))
+
+    def _forget(self, path: str) -> None:
+        """Drop what the cache holds of a segment file (the caller holds the lock)."""
+        for key in [k for k in self._cache if k[0] == path]:
+            self._cache_used -= self._cache_size.pop(key)
+            del self._cache[key]
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Mark a stretch that reads records listed in it: a segment replaced meanwhile is
+        deleted only once every such stretch that began before has ended."""
+        with self._lock:
+            era = self._era
+            self._reading[era] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._reading[era] -= 1
+                if not self._reading[era]:
+                    del self._reading[era]
+            self._reap()
+
+    def _reap(self) -> None:
+        """Delete replaced segments that no reader may still read."""
+        with self._lock:
+            oldest = min(self._reading, default=None)
+            due = [p for e, p in self._retired if oldest is None or oldest >= e]
+            self._retired = [(e, p) for e, p in self._retired
+                             if not (oldest is None or oldest >= e)]
+        for path in due:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def close(self) -> None:
         """Sync and close every open segment and release the data dir."""
@@ -610,7 +722,8 @@ class NodeStore:
         key = (host, meta.batch_id, meta.part)
         if key not in self._suggested:
             try:
-                best = detect(segment.decode_lines(loc, meta))
+                with self.reading():
+                    best = detect(segment.decode_lines(loc, meta))
             except StoreError:
                 return None
             better = best.share > 1 - meta.unparsed / meta.lines
@@ -649,6 +762,96 @@ class Snapshot:
              ) -> T:
         """As :meth:`NodeStore.memo`, without keeping anything."""
         return build()
+
+
+@dataclass(frozen=True)
+class Rederived:
+    """A record's columns derived again (by a rewrite)."""
+
+    columns: dict[str, Any]
+    ts: list[int]
+    unparsed: int
+    fmt: str
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    """What a rewrite of an hour did."""
+
+    records: int = 0  # in the hour
+    changed: int = 0  # of them, derived anew
+    lines: int = 0  # in those
+    unparsed_before: int = 0
+    unparsed_after: int = 0
+
+
+_DISK = Snapshot("", [])  # reads records from their segment, keeping nothing
+
+
+class _Rewrite:
+    """A segment being written aside: records as they were, or derived again."""
+
+    def __init__(self, tmp: str) -> None:
+        self.tmp = tmp
+        self._fd: int | None = private.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        self.size = 0
+        self.metas: list[tuple[int, bytes, RecordMeta]] = []  # offset, header + meta, meta
+        self.changed = self.lines_changed = self.unparsed_before = self.unparsed_after = 0
+
+    def add(self, entries: Sequence[tuple[Location, RecordMeta]],
+            derive: Callable[[Record], Rederived | None]) -> None:
+        for loc, meta in entries:
+            d = derive(Record(_DISK, loc, meta))
+            if d is None:
+                raw, new = segment.read_record(loc), meta
+            else:
+                lines = segment.decode_lines(loc, meta)
+                raw, new = segment.encode_record(
+                    {"batch_id": meta.batch_id, "part": meta.part, "parts": meta.parts,
+                     "lines": meta.lines, "t0": min(d.ts), "t1": max(d.ts), "host": meta.host,
+                     "unparsed": d.unparsed, "fmt": d.fmt}, lines, d.columns, d.ts)
+                self.changed += 1
+                self.lines_changed += meta.lines
+                self.unparsed_before += meta.unparsed
+                self.unparsed_after += d.unparsed
+            meta_len = segment.HEADER.unpack_from(raw)[1]
+            self.metas.append((self.size, raw[:segment.HEADER.size + meta_len], new))
+            self._write(raw)
+
+    def _write(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+        self.size += len(data)
+
+    def commit(self, path: str) -> None:
+        """Make the new segment durable and put it in place of the old."""
+        assert self._fd is not None
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
+        os.rename(self.tmp, path)
+
+    def placed(self, path: str) -> list[tuple[Location, RecordMeta]]:
+        """The index entries of the committed segment at ``path``."""
+        return [(_location(path, offset, head), meta) for offset, head, meta in self.metas]
+
+    def discard(self) -> None:
+        """Remove the file written aside, unless committed."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp)
+
+
+def _location(path: str, offset: int, record: bytes) -> Location:
+    """Where the body of a record written at ``offset`` lies (``record``: the record, or
+    at least its header and meta)."""
+    _, meta_len, length, crc = segment.HEADER.unpack_from(record)
+    return Location(path, offset + segment.HEADER.size + meta_len, length, crc,
+                    bytes(record[segment.HEADER.size:segment.HEADER.size + meta_len]))
 
 
 def _default_node_id() -> str:

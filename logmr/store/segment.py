@@ -70,12 +70,16 @@ class RecordMeta:
     raw_bytes: int
     sizes: tuple[int, int, int]  # compressed length of lines, times, columns in the body
     crcs: tuple[int, int, int]  # crc32 of each of those parts
+    fmt: str = ""  # the log format the columns were read with ("" in records before it)
 
     def pack(self) -> bytes:
-        """The meta as stored in the record header."""
-        packed: bytes = msgpack.packb([self.batch_id, self.part, self.parts, self.lines, self.t0,
-                                       self.t1, self.host, self.unparsed, self.raw_bytes,
-                                       list(self.sizes), list(self.crcs)])
+        """The meta as stored in the record header (the format last: a reader that does
+        not know it reads the first eleven fields)."""
+        fields = [self.batch_id, self.part, self.parts, self.lines, self.t0, self.t1,
+                  self.host, self.unparsed, self.raw_bytes, list(self.sizes), list(self.crcs)]
+        if self.fmt:
+            fields.append(self.fmt)
+        packed: bytes = msgpack.packb(fields)
         return packed
 
     @classmethod
@@ -86,8 +90,9 @@ class RecordMeta:
         if len(sizes) != 3 or len(crcs) != 3:
             raise ValueError("record meta needs three part sizes and crcs")
         (batch_id, part, parts, lines, t0, t1, host, unparsed, raw_bytes) = fields[:9]
+        fmt = fields[11] if len(fields) > 11 and isinstance(fields[11], str) else ""
         return cls(batch_id, part, parts, lines, t0, t1, host, unparsed, raw_bytes,
-                   (sizes[0], sizes[1], sizes[2]), (crcs[0], crcs[1], crcs[2]))
+                   (sizes[0], sizes[1], sizes[2]), (crcs[0], crcs[1], crcs[2]), fmt)
 
 
 @dataclass(frozen=True)
@@ -277,7 +282,7 @@ class SegmentWriter:
         self._dirty = created
         self.closed = False
         if created:
-            _fsync_dir(os.path.dirname(path))
+            fsync_dir(os.path.dirname(path))
 
     def append(self, record: bytes) -> int:
         """Append one record; returns the offset it starts at."""
@@ -324,7 +329,8 @@ class SegmentWriter:
             os.close(self._fd)
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(path: str) -> None:
+    """Make a file's creation or renaming in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -28,6 +28,7 @@ from logmr.mapfn.parse import AUTO
 from logmr.store import disk, mapjobs
 from logmr.store.node import NodeStore, StoreResult
 from logmr.store.repair import DEFAULT_EVERY, DEFAULT_RATE, Repairer
+from logmr.store.reparse import Reparser
 from logmr.store.replication import DEFAULT_REPLICAS, Replicator
 from logmr.store.runner import MapRunner
 
@@ -69,6 +70,7 @@ class NodeService:
         store.replicas = replicas
         self.repairer = Repairer(store, servers, replicas, secret, every=repair_every,
                                  rate=repair_rate)
+        self.reparser = Reparser(store)
         self.disk_poll = disk_poll
         # a LogmrError is a refusal on purpose (a bad batch, a bad query): one line, no trace
         refusals = (LogmrError,)
@@ -219,6 +221,8 @@ class NodeService:
             handler = functools.partial(mapjobs.map_records, catalog=self.repairer.catalog)
         elif request.job == "stats":
             handler = functools.partial(mapjobs.map_stats, repairer=self.repairer)
+        elif request.job == "reparse":
+            handler = functools.partial(mapjobs.map_reparse, reparser=self.reparser)
         if handler is None:
             raise LogmrError(f"unknown map job {request.job!r}; this node knows "
                              f"{', '.join(sorted(mapjobs.MAP_JOBS))}")
@@ -227,12 +231,13 @@ class NodeService:
         # with a secret, every answer is signed and bound to this request's unique id
         context = job.unique.encode("latin-1")
         out: Any = job if self.secret is None else _Signed(job, self.secret, context)
-        if mapjobs.runs_inline(request):
-            result = handler(self.store, out, request.args, deadline)
-        else:  # in a process of its own, under the time budget and memory limit
-            result = self.runner.run(mapjobs.run_apart, (
-                request.job, request.args, self.store.snapshot(*mapjobs.span_of(request)),
-                deadline, mapjobs.job_path(request, self.jobs)), out)
+        with self.store.reading():  # a segment re-parsed meanwhile stays until it ends
+            if mapjobs.runs_inline(request):
+                result = handler(self.store, out, request.args, deadline)
+            else:  # in a process of its own, under the time budget and memory limit
+                result = self.runner.run(mapjobs.run_apart, (
+                    request.job, request.args, self.store.snapshot(*mapjobs.span_of(request)),
+                    deadline, mapjobs.job_path(request, self.jobs)), out)
         log.debug("map %s done in %.3fs", request.job, time.monotonic() - started)
         return wire.sign(wire.pack_result(result), self.secret, context)
 
@@ -244,6 +249,7 @@ class NodeService:
             t = threading.Thread(target=worker.work, name=name, daemon=True)
             t.start()
             self._threads.append(t)
+        self.reparser.resume()
         loops = [("repair", self.repairer.run), ("peers", self.replicator.run)]
         if self.store.retain_window is not None:
             loops.append(("retention", self._keep_window))
@@ -269,6 +275,7 @@ class NodeService:
     def stop(self) -> None:
         """Ask both loops to finish the job at hand and return (signal-safe)."""
         self._stopped.set()
+        self.reparser.stop(timeout=0)
         self.ingest.stop()
         self.copies.stop()
         self.query.stop()
@@ -279,6 +286,7 @@ class NodeService:
         deadline = time.monotonic() + timeout
         for t in self._loops:
             t.join(max(0.0, deadline - time.monotonic()))
+        self.reparser.stop(max(0.0, deadline - time.monotonic()))
         self.replicator.close()
         self.runner.close()
 
