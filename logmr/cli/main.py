@@ -20,7 +20,8 @@ from logmr.gearman.errors import GearmanError
 
 # the module of each command (cli/<name>_command.py)
 COMMANDS = {name: f"logmr.cli.{name}_command" for name in (
-    "ship", "worker", "grep", "report", "run", "cluster", "config", "status", "formats")}
+    "ship", "worker", "grep", "report", "run", "cluster", "config", "status", "formats",
+    "reparse")}
 
 
 class LazyGroup(click.Group):

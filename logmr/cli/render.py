@@ -123,3 +123,28 @@ def warn_missing(servers_down: dict[str, str], coverage: Coverage, what: str) ->
         sys.stderr.write(f"logmr: {what} complete: other nodes read the copies of what "
                          "those nodes hold\n")
     return coverage.partial
+
+
+class NodeProgress:
+    """One progress bar per node on stderr (a terminal only), gone when the work is."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.completed}/{task.total} hours"),
+                                 console=Console(stderr=True), transient=True)
+        self.tasks: dict[str, Any] = {}
+        self.progress.start()
+
+    def update(self, node: str, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` hours for ``node``."""
+        if node not in self.tasks:
+            self.tasks[node] = self.progress.add_task(f"node {node}", total=max(total, 1))
+        self.progress.update(self.tasks[node], completed=done, total=max(total, 1))
+        self.progress.refresh()
+
+    def close(self) -> None:
+        """Take the bars off the terminal."""
+        self.progress.stop()

@@ -106,6 +106,8 @@ def command(files: tuple[str, ...], everything: bool, transitions: str | None,
         limit=limit, interval=interval, visitor_key=visitor_key,
         session_timeout=session_timeout, include_static=include_static,
         include_bots=include_bots)
+    from logmr.cli.render import NodeProgress, render, warn_missing
+
     if files:
         from logmr.client.report import file_report
 
@@ -113,37 +115,12 @@ def command(files: tuple[str, ...], everything: bool, transitions: str | None,
     else:
         from logmr.client.report import cluster_report
 
-        bar = None if quiet or not sys.stderr.isatty() else _NodeProgress()
+        bar = None if quiet or not sys.stderr.isatty() else NodeProgress()
         try:
             result = cluster_report(servers, spec, secret=secret, timeout=timeout,
                                     progress=bar.update if bar else None)
         finally:
             if bar is not None:
                 bar.close()
-    from logmr.cli.render import render, warn_missing
-
     render(result.data, fmt, output)
     return 2 if warn_missing(result.servers_down, result.coverage, "the report is") else 0
-
-
-class _NodeProgress:
-    """One progress bar per node on stderr (a terminal only), gone when the report is."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 TextColumn("{task.completed}/{task.total} hours"),
-                                 console=Console(stderr=True), transient=True)
-        self.tasks: dict[str, Any] = {}
-        self.progress.start()
-
-    def update(self, node: str, done: int, total: int) -> None:
-        if node not in self.tasks:
-            self.tasks[node] = self.progress.add_task(f"node {node}", total=max(total, 1))
-        self.progress.update(self.tasks[node], completed=done, total=max(total, 1))
-        self.progress.refresh()
-
-    def close(self) -> None:
-        self.progress.stop()

@@ -106,7 +106,15 @@ def _print_table(status: ClusterStatus) -> None:
             if s["suggested"]:
                 console.print(f"{host}: {100 * s['unparsed_share']:.0f} % of its lines do not "
                               f"parse; they look like {s['suggested']}: ship them with "
-                              f"--log-format {s['suggested']} (or auto)", highlight=False)
+                              f"--log-format {s['suggested']} (or auto), and read those "
+                              f"stored again with `logmr reparse --host {host} --format "
+                              f"{s['suggested']}`", highlight=False)
+    for node_id, s in status.nodes.items():
+        r = s.get("reparse") or {}
+        if r.get("state") in ("running", "failed"):
+            console.print(f"re-parse on {node_id}: {r['state']}, {r['hours_done']:,} of "
+                          f"{r['hours_total']:,} hours, {r['changed']:,} records re-parsed"
+                          + (f" ({r['error']})" if r.get("error") else ""), highlight=False)
     r = status.replication
     if r:
         console.print(f"Replication: {r['replicas']} copies asked; {r['lines']:,} lines "

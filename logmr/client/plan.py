@@ -251,6 +251,22 @@ class Fanout:
                     pass
 
 
+def ask(client: Client, node: Node, request: wire.MapRequest, secret: bytes | None,
+        timeout: float | None) -> dict[str, Any]:
+    """One node's answer to a map job that streams nothing back (stats, a re-parse)."""
+    unique = secrets.token_hex(16)
+    job = client.submit(wire.map_function(node.node_id),
+                        wire.sign(wire.pack_request(request), secret), unique=unique,
+                        server=node.server, timeout=timeout)
+    with job:
+        for _ in job:
+            pass
+        answer = wire.unpack_result(verified_answer(job.result, secret, node.node_id,
+                                                    unique, request.job))
+    answer.pop("v", None)
+    return answer
+
+
 def verified_answer(data: bytes, secret: bytes | None, node_id: str, unique: str,
                     what: str = "map result") -> bytes:
     """An answer of ``node_id`` to the request ``unique``, once its signature checks out:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from logmr import wire
-from logmr.client.plan import Plan, discover, plan_reads, verified_answer
+from logmr.client.plan import Plan, ask, discover, plan_reads
 from logmr.errors import LogmrError
 from logmr.gearman import admin
 from logmr.gearman.client import Client
@@ -54,18 +53,9 @@ def cluster_status(servers: list[Server], timeout: float = 10.0, *,
     out.queues = cluster.status
     client = Client(servers, timeout=timeout)
     try:
-        payload = wire.sign(wire.pack_request(wire.MapRequest("stats")), secret)
         for node in cluster.nodes:
-            unique = secrets.token_hex(16)
             try:
-                job = client.submit(wire.map_function(node.node_id), payload,
-                                    unique=unique, server=node.server, timeout=timeout)
-                with job:
-                    for _ in job:
-                        pass
-                    stats = wire.unpack_result(verified_answer(job.result, secret,
-                                                               node.node_id, unique, "stats"))
-                stats.pop("v", None)
+                stats = ask(client, node, wire.MapRequest("stats"), secret, timeout)
                 stats["server"] = str(node.server)
                 out.nodes[node.node_id] = stats
             except (LogmrError, GearmanError) as exc:

@@ -182,11 +182,14 @@ def map_records(store: NodeStore, job: Reply, args: dict[str, Any], deadline: fl
 
 
 def map_stats(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float,
-              repairer: Repairer | None = None) -> dict[str, Any]:
-    """What this node holds, and how its repair goes."""
+              repairer: Repairer | None = None, reparser: Reparser | None = None
+              ) -> dict[str, Any]:
+    """What this node holds, and how its repair and its last re-parse go."""
     stats = store.stats()
     if repairer is not None:
         stats["repair"] = repairer.stats()
+    if reparser is not None and reparser.progress is not None:
+        stats["reparse"] = reparser.progress.answer()
     return stats
 
 

@@ -121,6 +121,7 @@ class Progress:
     lines: int = 0  # in those
     unparsed_before: int = 0
     unparsed_after: int = 0
+    rate: float | None = None  # lines a second at most, if asked
     started: float = field(default_factory=time.time)
     finished: float | None = None
 
@@ -179,6 +180,9 @@ class Reparser:
         if not isinstance(run, str) or not 0 < len(run) <= 64:
             raise LogmrError("map argument run must name the request")
         spec = ReparseSpec.from_args(args)
+        rate = args.get("rate")
+        if rate is not None and (type(rate) not in (int, float) or not rate > 0):
+            raise LogmrError("map argument rate must be a number of lines a second")
         with self._lock:
             p = self.progress
             same = p is not None and p.spec == asdict(spec)
@@ -194,9 +198,9 @@ class Reparser:
                 p = Progress(run, asdict(spec), sorted(done | set(hours)), sorted(done),
                              records=p.records, changed=p.changed, lines=p.lines,
                              unparsed_before=p.unparsed_before,
-                             unparsed_after=p.unparsed_after)
+                             unparsed_after=p.unparsed_after, rate=rate)
             else:
-                p = Progress(run, asdict(spec), hours)
+                p = Progress(run, asdict(spec), hours, rate=rate)
             self._save(p)
             self.progress = p
             self._start(p)
@@ -211,6 +215,7 @@ class Reparser:
         spec = ReparseSpec(**p.spec)
         clock = ClfClock()
         done = set(p.done)
+        began, lines = time.monotonic(), 0
         try:
             for hour in p.hours:
                 if self._stop.is_set():
@@ -228,6 +233,9 @@ class Reparser:
                     p.unparsed_before += result.unparsed_before
                     p.unparsed_after += result.unparsed_after
                     self._save(p)
+                lines += result.lines
+                if p.rate:  # no faster than asked: the node has ingest and queries to serve
+                    self._stop.wait(max(0.0, began + lines / p.rate - time.monotonic()))
             else:
                 p.state = "done"
         except (OSError, LogmrError) as exc:

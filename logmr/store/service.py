@@ -220,7 +220,8 @@ class NodeService:
         elif request.job == "records":
             handler = functools.partial(mapjobs.map_records, catalog=self.repairer.catalog)
         elif request.job == "stats":
-            handler = functools.partial(mapjobs.map_stats, repairer=self.repairer)
+            handler = functools.partial(mapjobs.map_stats, repairer=self.repairer,
+                                        reparser=self.reparser)
         elif request.job == "reparse":
             handler = functools.partial(mapjobs.map_reparse, reparser=self.reparser)
         if handler is None:
