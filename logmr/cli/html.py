@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from logmr.cli.tables import TITLES, rows_of
+from logmr.cli.tables import TITLES, rows_of, tables_of
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;background:#fafafa}
@@ -40,7 +40,7 @@ def to_html(data: dict[str, Any]) -> str:
                             "chart-funnel"))
     if charts:
         parts.append("<div class='grid'>" + "".join(charts) + "</div>")
-    for name, value in data.items():
+    for name, value in tables_of(data):
         parts.append(f"<h2>{html.escape(TITLES.get(name, name))}</h2>")
         parts.append(_table(rows_of(name, value)))
     parts.append("</body></html>\n")

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from logmr.cli.html import to_html
-from logmr.cli.tables import TITLES, bar_chart, human_bytes, human_duration, rows_of
+from logmr.cli.tables import TITLES, bar_chart, human_bytes, human_duration, rows_of, tables_of
 from logmr.client.plan import Coverage
 
 
@@ -36,7 +36,7 @@ def render(data: dict[str, Any], fmt: str, output: str | None) -> None:
 def to_csv(data: dict[str, Any]) -> str:
     """One CSV: a ``report`` column, then each report's own columns."""
     out = io.StringIO()
-    for name, value in data.items():
+    for name, value in tables_of(data):
         rows = rows_of(name, value)
         if not rows:
             continue
@@ -55,7 +55,7 @@ def _tables(data: dict[str, Any], output: str | None) -> None:
     stream = open(output, "w", encoding="utf-8") if output else None  # noqa: SIM115
     console = Console(file=stream, width=None if stream is None else 120)
     try:
-        for name, value in data.items():
+        for name, value in tables_of(data):
             rows = rows_of(name, value)
             buckets = value.get("duration_buckets") if isinstance(value, dict) else None
             if buckets:  # drawn as bars below the table, not as rows
@@ -98,6 +98,8 @@ def _cell(value: Any, column: str, row: dict[str, Any]) -> str:
             return human_bytes(int(value))
         if str(what).endswith("_s"):
             return human_duration(float(value))
+        if str(what).endswith("_us"):
+            return human_duration(value / 1e6)
         if what in RATES:
             return f"{100 * value:.1f}%"
     if isinstance(value, int) and not isinstance(value, bool) and column not in ("status",):

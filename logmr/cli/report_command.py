@@ -29,6 +29,8 @@ FLAGS = {
     "user-agents": "user agents",
     "methods": "request methods",
     "remote-users": "authenticated users (%u, as logged)",
+    "response-times": "time taken (%D, %T, nginx $request_time logged as %T): percentiles, "
+                      "and the URLs that took the most time",
     "bots": "known crawlers",
     "sessions": "visits: count, pages per visit, duration buckets, bounce rate",
     "entry-pages": "first page of each visit",

@@ -11,10 +11,23 @@ TITLES = {
     "browsers": "Browsers", "visit_times": "Visit times", "status": "Status codes",
     "referrers": "Referrers", "referring_sites": "Referring sites", "vhosts": "Virtual hosts",
     "user_agents": "User agents", "methods": "Methods", "bots": "Crawlers",
-    "remote_users": "Remote users",
+    "remote_users": "Remote users", "response_times": "Response times",
+    "response_times.urls": "Slowest URLs (by total time taken)",
     "sessions": "Visits", "entry_pages": "Entry pages", "exit_pages": "Exit pages",
     "paths": "Paths", "transitions": "Transitions", "funnel": "Funnel",
 }
+
+
+def tables_of(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The tables a report shows, in order: each panel, and after a panel of named values
+    each list it holds as a table of its own (``response_times.urls``)."""
+    out: list[tuple[str, Any]] = []
+    for name, value in data.items():
+        out.append((name, value))
+        if isinstance(value, dict) and name != "transitions":
+            out.extend((f"{name}.{key}", item) for key, item in value.items()
+                       if isinstance(item, list) and item and isinstance(item[0], dict))
+    return out
 
 
 def rows_of(name: str, value: Any) -> list[dict[str, Any]]:
@@ -27,6 +40,8 @@ def rows_of(name: str, value: Any) -> list[dict[str, Any]]:
                 + [{"direction": "next", **r} for r in value.get("next", [])])
     flat: list[dict[str, Any]] = []
     for key, item in value.items():
+        if isinstance(item, list) and item and isinstance(item[0], dict):
+            continue  # a table of its own (tables_of)
         if isinstance(item, dict):
             flat.extend({"name": f"{key}.{k}", "value": v} for k, v in item.items()
                         if not isinstance(v, dict))
@@ -51,11 +66,15 @@ def human_bytes(n: int) -> str:
 
 
 def human_duration(seconds: float) -> str:
-    """A duration as people read it: 850 ms, 1.2 s, 3 min, 2.5 h, 4 days.
+    """A duration as people read it: 120 us, 4.5 ms, 850 ms, 1.2 s, 3 min, 2.5 h, 4 days.
 
-    >>> [human_duration(s) for s in (0.85, 1.2, 59, 180, 9000, 4 * 86400)]
-    ['850 ms', '1.2 s', '59 s', '3 min', '2.5 h', '4 days']
+    >>> [human_duration(s) for s in (0.00012, 0.0045, 0.85, 1.2, 59, 180, 9000, 4 * 86400)]
+    ['120 us', '4.5 ms', '850 ms', '1.2 s', '59 s', '3 min', '2.5 h', '4 days']
     """
+    if seconds < 0.001:
+        return f"{seconds * 1e6:.0f} us"
+    if seconds < 0.01:
+        return f"{seconds * 1000:.1f} ms"
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 10:

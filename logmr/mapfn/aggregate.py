@@ -12,6 +12,7 @@ visitor.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,7 @@ import polars as pl
 
 from logmr.mapfn.frames import with_hash
 from logmr.mapfn.partial import Merged
-from logmr.mapfn.spec import KEYS, KMV, VISITOR_KEYS, Filters, ReportSpec
+from logmr.mapfn.spec import KEYS, KMV, TIME_GAMMA, VISITOR_KEYS, Filters, ReportSpec
 
 
 def _values_matching(series: pl.Series, pattern: bytes) -> list[bytes]:
@@ -72,6 +73,24 @@ def group_dims(frame: pl.DataFrame, spec: ReportSpec) -> dict[str, pl.DataFrame]
     return dims
 
 
+_LOG_GAMMA = math.log(TIME_GAMMA)
+
+
+def times_of(frame: pl.DataFrame) -> dict[str, Any]:
+    """The times taken by the lines that log one: a histogram (bucket -> lines; bucket -1
+    holds 0 us) and per URL [url, lines, total us, max us]."""
+    timed = frame.filter(pl.col("dur").is_not_null())
+    if timed.height == 0:
+        return {"hist": [], "urls": []}
+    bucket = pl.when(pl.col("dur") < 1).then(-1).otherwise(
+        (pl.col("dur").cast(pl.Float64).log() / _LOG_GAMMA).ceil().cast(pl.Int64))
+    hist = timed.group_by(bucket.alias("b")).agg(pl.len().cast(pl.Int64).alias("n"))
+    urls = timed.group_by("url").agg(pl.len().cast(pl.Int64).alias("n"),
+                                     pl.col("dur").sum().alias("total"),
+                                     pl.col("dur").max().alias("max"))
+    return {"hist": _rows(hist), "urls": _rows(urls)}
+
+
 def _summary(frame: pl.DataFrame, unparsed: int) -> dict[str, Any]:
     return {"requests": frame.height, "bytes": int(frame["bytes"].sum() or 0),
             "unparsed": unparsed, "t0": frame["ts"].min(), "t1": frame["ts"].max(),
@@ -84,6 +103,8 @@ def partial_of(frame: pl.DataFrame, unparsed: int, spec: ReportSpec,
     """The partial aggregate of one node's (already filtered) frame."""
     out: dict[str, Any] = {"summary": _summary(frame, unparsed),
                            "dims": {d: _rows(g) for d, g in group_dims(frame, spec).items()}}
+    if spec.timed:
+        out["times"] = times_of(frame)
     if spec.click:
         out["pages"] = page_stream(frame, spec, is_bot, is_static)
     return out
@@ -123,7 +144,8 @@ class Combiner:
 
     def add(self, frame: pl.DataFrame, unparsed: int) -> None:
         """Fold in a frame's aggregates (not its page views: see :func:`page_stream`)."""
-        self.summary.add({"summary": _summary(frame, unparsed)})
+        self.summary.add({"summary": _summary(frame, unparsed),
+                          **({"times": times_of(frame)} if self.spec.timed else {})})
         for dim, grouped in group_dims(frame, self.spec).items():
             parts = self.dims[dim]
             parts.append(_own_keys(grouped))
@@ -132,9 +154,13 @@ class Combiner:
 
     def partial(self) -> dict[str, Any]:
         """The combined partial, in the form :func:`partial_of` returns (no pages)."""
-        return {"summary": self.summary.to_partial()["summary"],
-                "dims": {dim: _rows(_merge_groups(parts)) if parts else []
-                         for dim, parts in self.dims.items()}}
+        folded = self.summary.to_partial()
+        out = {"summary": folded["summary"],
+               "dims": {dim: _rows(_merge_groups(parts)) if parts else []
+                        for dim, parts in self.dims.items()}}
+        if self.spec.timed:
+            out["times"] = folded["times"]
+        return out
 
 
 def page_stream(frame: pl.DataFrame, spec: ReportSpec, is_bot: Callable[[bytes], bool],

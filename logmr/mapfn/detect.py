@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from logmr.files import read_chunks
-from logmr.mapfn.parse import AUTO, INT_COLUMNS, Parsed, compile_format, parse_batch
+from logmr.mapfn.parse import AUTO, Parsed, compile_format, empty_value, parse_batch
 from logmr.timeutil import ClfClock
 
 # formats auto tries: those with a time (a format of one field, such as agent, would match
@@ -127,7 +127,7 @@ def with_second_format(blob: bytes, parsed: Parsed, fmt: str, clock: ClfClock | 
     columns: dict[str, Any] = {}
     n = len(parsed.parsed)
     for name in dict.fromkeys([*parsed.columns, *other.columns]):
-        empty: Any = 0 if name in INT_COLUMNS else b""
+        empty: Any = empty_value(name)
         mine = parsed.columns.get(name)
         column = list(mine) if mine is not None else [empty] * n
         theirs = other.columns.get(name)

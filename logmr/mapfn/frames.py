@@ -3,7 +3,8 @@
 A frame has one row per parsed line (unparsed lines only count in the summary) with the
 columns reports need: ``ts``, ``host``, ``day`` (the date as logged, dd/Mon/yyyy), ``ua``,
 ``url``, ``status``, ``bytes``, ``referer``, ``method``, ``vhost`` and ``user`` (%u; empty
-when the format has none), ``line`` (the line's index in its record, for --grep), and the visitor
+when the format has none), ``dur`` (the time taken in microseconds, from %D or %T; null
+when not logged), ``line`` (the line's index in its record, for --grep), and the visitor
 hashes ``vh`` and ``vk`` (see :func:`visitor_columns`). Strings stay bytes (polars Binary):
 log lines are never decoded on the query path.
 """
@@ -19,7 +20,7 @@ import polars as pl
 SCHEMA = {
     "ts": pl.Int64, "line": pl.Int32, "host": pl.Binary, "day": pl.Binary, "ua": pl.Binary,
     "url": pl.Binary, "status": pl.Int64, "bytes": pl.Int64, "referer": pl.Binary,
-    "method": pl.Binary, "vhost": pl.Binary, "user": pl.Binary,
+    "method": pl.Binary, "vhost": pl.Binary, "user": pl.Binary, "dur": pl.Int64,
 }
 FRAME_SCHEMA = {**SCHEMA, "vh": pl.Int64, "vk": pl.Int64}
 _SOURCES = {"host": "host", "ua": "user_agent", "url": "url", "status": "status",
@@ -36,6 +37,9 @@ def record_frame(columns: dict[str, Any], ts: Sequence[int]) -> tuple[pl.DataFra
         values = columns.get(source)
         data[name] = values if values is not None and len(values) == n else (
             [0] * n if SCHEMA[name] == pl.Int64 else [b""] * n)
+    durations = columns.get("duration_us")  # null where not logged
+    data["dur"] = ([d if d >= 0 else None for d in durations] if durations is not None
+                   and len(durations) == n else [None] * n)
     times = columns.get("time")
     data["day"] = [t[:11] for t in times] if times is not None and len(times) == n else (
         [b""] * n)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from logmr.errors import ConfigError
 from logmr.timeutil import CLF_SEARCH, ClfClock
@@ -48,7 +49,7 @@ _SIMPLE: dict[str, tuple[str, bytes | None]] = {
     "u": ("user", _WORD), "t": ("time", rb"\[([^\]]+)\]"), "r": ("request", None),
     "s": ("status", rb"(\d{3}|-)"), "b": ("bytes", _NUM), "O": ("bytes", _NUM),
     "B": ("bytes", _NUM), "I": ("bytes_in", _NUM), "S": ("bytes_total", _NUM),
-    "D": ("duration_us", _NUM), "T": ("duration_s", _NUM), "p": ("port", _NUM),
+    "D": ("duration_us", _NUM), "T": ("duration_s", rb"(\d+(?:\.\d+)?|-)"), "p": ("port", _NUM),
     "P": ("pid", _NUM), "k": ("keepalive", _NUM), "v": ("vhost", rb"([^\s:]+)"),
     "V": ("vhost", rb"([^\s:]+)"), "U": ("path", _WORD), "q": ("query", rb"(\S*)"),
     "m": ("method", _WORD), "H": ("protocol", _WORD), "L": ("log_id", _WORD),
@@ -56,8 +57,17 @@ _SIMPLE: dict[str, tuple[str, bytes | None]] = {
 _HEADER_NAMES = {"referer": "referer", "user-agent": "user_agent",
                  "x-forwarded-for": "forwarded_for"}
 _DIRECTIVE = re.compile(r"%([<>]?)(?:!?\d+(?:,\d+)*)?(?:\{([^}]*)\})?([<>]?)([a-zA-Z%])")
-INT_COLUMNS = ("status", "bytes", "bytes_in", "bytes_total", "duration_us", "duration_s",
-               "port")
+INT_COLUMNS = ("status", "bytes", "bytes_in", "bytes_total", "duration_us", "port")
+# %T's units (%{ms}T...), each a column until read as microseconds into duration_us; %T
+# also takes a fraction (nginx's $request_time, 0.123, logged where Apache logs %T)
+_DURATIONS = {"us": ("duration_us", 1), "ms": ("duration_ms", 1000),
+              "s": ("duration_s", 1_000_000)}
+NO_DURATION = -1  # duration_us of a line that logs "-", or whose format has none
+
+
+def empty_value(column: str) -> bytes | int:
+    """What a column holds for a line whose format lacks it."""
+    return NO_DURATION if column == "duration_us" else 0 if column in INT_COLUMNS else b""
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,9 @@ def _tuned(fmt: str, quoted: bytes) -> tuple[bytes, list[str]] | None:
             # method, URL, protocol; the whole request only when it is not of that shape
             names += ["method", "url", "protocol", "request"]
             out.append(rb"(?:(\S+) (\S+) (HTTP/[\d.]+)|" + quoted + rb")")
+        elif letter == "T" and arg in _DURATIONS:
+            names.append(_DURATIONS[arg][0])
+            out.append(_SIMPLE["T"][1] or b"")
         elif letter in _SIMPLE and arg is None:
             name, pattern = _SIMPLE[letter]
             if letter == "t" and quoted != _QUOTED_FAST:
@@ -180,6 +193,31 @@ def _from_apache_log_parser(fmt: str) -> tuple[bytes, list[str]]:
 INT64_MAX = (1 << 63) - 1
 
 
+def _durations(columns: dict[str, Any]) -> None:
+    """Read a line's time taken, in whichever unit it was logged, into ``duration_us``
+    (microseconds; :data:`NO_DURATION` for "-" and what is not a number). A format that
+    logs it twice (%D and %T) is read from the finest."""
+    found = [(name, factor) for name, factor in _DURATIONS.values() if name in columns]
+    if not found:
+        return
+    values: list[bytes] = [columns.pop(name) for name, _ in found][0]
+    factor = found[0][1]
+    memo: dict[bytes, int] = {}
+    out = []
+    for v in values:
+        us = memo.get(v)
+        if us is None:
+            try:
+                us = round(float(v) * factor) if v != b"-" else NO_DURATION
+            except ValueError:
+                us = NO_DURATION
+            us = us if 0 <= us <= INT64_MAX else NO_DURATION
+            if len(memo) < 65536:
+                memo[v] = us
+        out.append(us)
+    columns["duration_us"] = out
+
+
 def _to_int(values: list[bytes]) -> list[int]:
     """Numbers of a numeric column; ``-``, anything else not a number, and numbers past
     int64 (which no column could hold) count as 0."""
@@ -227,8 +265,9 @@ def parse_batch(blob: bytes, fmt: str, clock: ClfClock | None = None,
             # one column at a time (itemgetter in C): half the time of zip(*rows)
             columns[name] = first if i == 0 else _column(rows, i)
     stamps = _stamps(columns.get("time"), rows, parsed, clock)  # type: ignore[arg-type]
+    _durations(columns)
     for name in INT_COLUMNS:
-        if name in columns:
+        if name in columns and name != "duration_us":
             columns[name] = _to_int(columns[name])  # type: ignore[arg-type]
     return Parsed(ts=_fill_gaps(stamps, now), columns=columns, parsed=parsed)
 

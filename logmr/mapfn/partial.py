@@ -30,6 +30,8 @@ class Merged:
         self.visitors: set[int] = set()
         self.dims: dict[str, dict[Any, Row]] = {}
         self.pages: list[Any] = []  # polars frames of (visitor, ts, url) page views
+        self.hist: dict[int, int] = {}  # times taken: bucket -> lines
+        self.timed: dict[Any, list[int]] = {}  # url -> [lines, total us, max us]
         self.nodes: dict[str, dict[str, int]] = {}
 
     def add(self, partial: dict[str, Any], node: str = "local") -> None:
@@ -48,7 +50,18 @@ class Merged:
             add_rows(self.dims.setdefault(dim, {}), rows)
         if partial.get("pages") is not None:
             self.pages.append(partial["pages"])
-
+        times = partial.get("times")
+        if times is not None:
+            for bucket, n in times["hist"]:
+                self.hist[bucket] = self.hist.get(bucket, 0) + n
+            for url, n, total, longest in times["urls"]:
+                row = self.timed.get(url)
+                if row is None:
+                    self.timed[url] = [n, total, longest]
+                else:
+                    row[0] += n
+                    row[1] += total
+                    row[2] = max(row[2], longest)
 
     def add_pages(self, pages: Any) -> None:
         """Fold in a page stream (a polars frame) sent on its own."""
@@ -60,7 +73,9 @@ class Merged:
                             "unparsed": self.unparsed, "t0": self.t0, "t1": self.t1,
                             "visitors": list(self.visitors)},
                 "dims": {dim: [[k, row[0], row[1], sorted(row[2])[:KMV]]
-                               for k, row in rows.items()] for dim, rows in self.dims.items()}}
+                               for k, row in rows.items()] for dim, rows in self.dims.items()},
+                "times": {"hist": [[b, n] for b, n in self.hist.items()],
+                          "urls": [[u, *row] for u, row in self.timed.items()]}}
 
 
 def add_rows(into: dict[Any, Row], rows: Iterable[list[Any]]) -> None:

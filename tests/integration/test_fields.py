@@ -1,0 +1,99 @@
+"""The fields operators log beyond combined, with their panels: in file mode and on a
+2-node cluster, against awk and sort over the file (the oracle), and recovered by
+`logmr reparse` from lines shipped before their format was named."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster import LocalCluster, logmr
+from tests.conftest import wait_for
+
+COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"'
+TIMED = COMBINED + " %D"
+NGINX_TIMED = COMBINED + " %T"  # nginx's $request_time (0.123) at the end of the line
+
+
+def write_timed(path: Path, n: int, seed: int, nginx: bool = False) -> None:
+    rng = random.Random(seed)
+    with path.open("w") as f:
+        for i in range(n):
+            url = rng.choice(["/", "/a", "/b", "/slow", "/api?q=1"])
+            us = int(rng.lognormvariate(9, 2.5 if url == "/slow" else 1))
+            taken = f"{us / 1e6:.3f}" if nginx else str(us)
+            f.write(f'10.1.{i % 9}.{i % 200} - - [20/May/2015:{10 + i % 5}:{i % 60:02d}:07 '
+                    f'+0000] "GET {url} HTTP/1.1" 200 {i % 999} "-" "agent/{i % 4}" '
+                    f'{taken}\n')
+
+
+def awk_times(path: Path, scale: int) -> tuple[dict[str, tuple[int, int, int]], list[int]]:
+    """Per URL (hits, total us, max us), and every time taken sorted (sort -n)."""
+    program = (f'{{d = int($NF * {scale} + 0.5); u = $7; n[u]++; s[u] += d; '
+               'if (d > m[u]) m[u] = d} '
+               'END {for (u in n) printf "%s %d %d %d\\n", u, n[u], s[u], m[u]}')
+    out = subprocess.run(["awk", program, str(path)], capture_output=True, check=True)
+    rows = {}
+    for line in out.stdout.decode().splitlines():
+        url, hits, total, longest = line.split()
+        rows[url] = (int(hits), int(total), int(longest))
+    ordered = subprocess.run(f"awk '{{printf \"%d\\n\", $NF * {scale} + 0.5}}' {path} | "
+                             "sort -n", shell=True, capture_output=True, check=True)
+    return rows, [int(v) for v in ordered.stdout.split()]
+
+
+def check_times(data: dict[str, Any], path: Path, scale: int = 1) -> None:
+    rows, ordered = awk_times(path, scale)
+    got = data["response_times"]
+    assert got["requests"] == len(ordered)
+    assert {r["url"]: (r["hits"], r["total_us"], r["max_us"]) for r in got["urls"]} == rows
+    assert got["max_us"] == ordered[-1]
+    for q in (50, 90, 95, 99):
+        exact = ordered[math.ceil(q * len(ordered) / 100) - 1]
+        assert abs(got[f"p{q}_us"] - exact) <= 0.01 * exact + 1, q
+
+
+def report(*args: str, cluster: LocalCluster | None = None) -> dict[str, Any]:
+    full = ("report", "--response-times", "--summary", "--limit", "100", "--format", "json",
+            *args)
+    out = cluster.run(*full) if cluster else logmr(*full)
+    assert out.returncode == 0, out.stderr
+    data: dict[str, Any] = json.loads(out.stdout)
+    data["summary"].pop("nodes", None)
+    return data
+
+
+@pytest.mark.parametrize("fmt, nginx, scale", [(TIMED, False, 1), (NGINX_TIMED, True, 10**6)],
+                         ids=["apache %D", "nginx $request_time"])
+def test_response_times_in_file_mode_equal_awk(tmp_path: Path, fmt: str, nginx: bool,
+                                               scale: int) -> None:
+    path = tmp_path / "timed.log"
+    write_timed(path, 5000, seed=21, nginx=nginx)
+    check_times(report("--log-format", fmt, str(path)), path, scale)
+
+
+@pytest.mark.slow
+def test_response_times_on_a_cluster_and_after_a_reparse(
+        cluster_factory: Callable[..., LocalCluster], tmp_path: Path) -> None:
+    path = tmp_path / "timed.log"
+    write_timed(path, 6000, seed=22)
+    cluster = cluster_factory(nodes=2)
+    # auto reads these as combined: the number that follows is not a field it names
+    assert cluster.run("ship", "--host", "web1", str(path)).returncode == 0
+    cluster.wait_stored(6000)
+    wait_for(lambda: cluster.copies() == 12000, 60, "both copies")
+    before = report(cluster=cluster)
+    assert before["summary"]["unparsed"] == 0 and before["response_times"]["requests"] == 0
+    out = cluster.run("reparse", "--format", TIMED, "--json", timeout=300)
+    assert out.returncode == 0, out.stderr
+    after = report(cluster=cluster)
+    check_times(after, path)
+    assert after["summary"] == before["summary"]
+    assert after == report("--log-format", TIMED, str(path))  # as file mode reads it
