@@ -9,8 +9,9 @@ import click
 
 from logmr.cli.options import log_format_option, secret_option, servers_option, time_range_options
 from logmr.client.report import filters_from_options, spec_from_options
+from logmr.errors import ConfigError
 from logmr.gearman.connection import Server
-from logmr.mapfn.spec import MAX_LIMIT
+from logmr.mapfn.spec import MAX_LIMIT, check_networks
 
 FLAGS = {
     "summary": "requests, unique visitors, bandwidth, time span, unparsed lines, per node",
@@ -37,6 +38,16 @@ FLAGS = {
     "exit-pages": "last page of each visit",
     "paths": "most common page sequences",
 }
+
+
+def _networks(ctx: click.Context, param: click.Parameter, value: str | None
+              ) -> tuple[str, ...]:
+    nets = tuple(n.strip() for n in (value or "").split(",") if n.strip())
+    try:
+        check_networks(nets)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return nets
 
 
 def _report_flags(f: Any) -> Any:
@@ -72,6 +83,15 @@ def _report_flags(f: Any) -> Any:
               help="A visit ends after this long without a page view.")
 @click.option("--include-static", is_flag=True, help="Count static files as page views.")
 @click.option("--include-bots", is_flag=True, help="Count crawlers' visits.")
+@click.option("--client-ip", type=click.Choice(["peer", "xff"]), default="peer",
+              show_default=True,
+              help="Who the client is, for visitors, --hosts and visits: the connecting "
+                   "address (%h), or the one X-Forwarded-For names (formats that log it, "
+                   "such as nginx_main).")
+@click.option("--trusted-proxies", metavar="NETS", callback=_networks,
+              help="With --client-ip xff: your proxies (10.0.0.0/8,192.0.2.7): the client "
+                   "is the nearest address in X-Forwarded-For that is not one of them. "
+                   "Without it, the first address there.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
               default="table", show_default=True, help="Output format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
@@ -85,7 +105,8 @@ def command(files: tuple[str, ...], everything: bool, transitions: str | None,
             since: int | None, until: int | None, grep: str | None, url: str | None,
             only_status: str | None, source_host: str | None, exclude_bots: bool,
             limit: int, interval: str, visitor_key: str, session_timeout: str,
-            include_static: bool, include_bots: bool, fmt: str, output: str | None,
+            include_static: bool, include_bots: bool, client_ip: str,
+            trusted_proxies: tuple[str, ...], fmt: str, output: str | None,
             log_format: str, timeout: float, quiet: bool, **flags: bool) -> int:
     """Summaries and click analysis of the stored logs, from every storage node, or
     of FILES with no cluster at all (FILE arguments always mean file mode).
@@ -107,7 +128,7 @@ def command(files: tuple[str, ...], everything: bool, transitions: str | None,
             source_host=source_host, exclude_bots=exclude_bots),
         limit=limit, interval=interval, visitor_key=visitor_key,
         session_timeout=session_timeout, include_static=include_static,
-        include_bots=include_bots)
+        include_bots=include_bots, client_ip=client_ip, trusted_proxies=trusted_proxies)
     from logmr.cli.render import NodeProgress, render, warn_missing
 
     if files:

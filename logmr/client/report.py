@@ -78,7 +78,9 @@ def spec_from_options(reports: Iterable[str], *, everything: bool = False,
                       transitions: str | None = None, funnel: str | None = None,
                       filters: Filters | None = None, limit: int = 10, interval: str = "1h",
                       visitor_key: str = "ip+ua", session_timeout: str = "30m",
-                      include_static: bool = False, include_bots: bool = False) -> ReportSpec:
+                      include_static: bool = False, include_bots: bool = False,
+                      client_ip: str = "peer", trusted_proxies: Iterable[str] = ()
+                      ) -> ReportSpec:
     """A report request from the command line's options (as typed): the reports named
     (``top_urls``...), or every one, or the default three."""
     names = list(reports)
@@ -95,6 +97,7 @@ def spec_from_options(reports: Iterable[str], *, everything: bool = False,
         transitions=transitions.encode() if transitions else None,
         funnel=tuple(s.strip().encode() for s in funnel.split(",") if s.strip())
         if funnel else (), include_static=include_static, include_bots=include_bots,
+        client_ip=client_ip, trusted_proxies=tuple(trusted_proxies),
         filters=filters or Filters())
 
 
@@ -208,7 +211,7 @@ def map_file_chunk(chunk: tuple[bytes, str], spec: ReportSpec, fmt: str) -> dict
 
     from logmr.mapfn import frames
     from logmr.mapfn.agents import is_static
-    from logmr.mapfn.aggregate import apply_filters, partial_of
+    from logmr.mapfn.aggregate import partial_of, prepared
     from logmr.mapfn.grep import GrepQuery, matching_spans
     blob = chunk[0]
     parsed = parse_chunk(chunk, fmt)
@@ -217,5 +220,5 @@ def map_file_chunk(chunk: tuple[bytes, str], spec: ReportSpec, fmt: str) -> dict
         rx = GrepQuery(spec.filters.grep).compile()
         keep = [i for i, _, _ in matching_spans(blob, rx)]
         frame = frame.filter(pl.col("line").is_in(keep))
-    frame = apply_filters(frame, spec.filters, is_bot)
+    frame = prepared(frame, spec, is_bot)
     return partial_of(frame, bad, spec, is_bot, is_static)

@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from logmr.mapfn.frames import with_hash
+from logmr.mapfn.frames import with_client_ip, with_hash
 from logmr.mapfn.partial import Merged
 from logmr.mapfn.spec import KEYS, KMV, TIME_GAMMA, VISITOR_KEYS, Filters, ReportSpec
 
@@ -27,6 +27,15 @@ from logmr.mapfn.spec import KEYS, KMV, TIME_GAMMA, VISITOR_KEYS, Filters, Repor
 def _values_matching(series: pl.Series, pattern: bytes) -> list[bytes]:
     rx = re.compile(pattern)
     return [v for v in series.unique().to_list() if rx.search(v)]
+
+
+def prepared(frame: pl.DataFrame, spec: ReportSpec,
+             is_bot: Callable[[bytes], bool]) -> pl.DataFrame:
+    """The rows a report reads, with their client as the report takes it (``--client-ip``):
+    what every report path runs before it aggregates."""
+    if spec.client_ip == "xff":
+        frame = with_client_ip(frame, spec.trusted_proxies)
+    return apply_filters(frame, spec.filters, is_bot)
 
 
 def apply_filters(frame: pl.DataFrame, filters: Filters,

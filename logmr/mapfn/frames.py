@@ -4,13 +4,15 @@ A frame has one row per parsed line (unparsed lines only count in the summary) w
 columns reports need: ``ts``, ``host``, ``day`` (the date as logged, dd/Mon/yyyy), ``ua``,
 ``url``, ``status``, ``bytes``, ``referer``, ``method``, ``vhost`` and ``user`` (%u; empty
 when the format has none), ``dur`` (the time taken in microseconds, from %D or %T; null
-when not logged), ``line`` (the line's index in its record, for --grep), and the visitor
-hashes ``vh`` and ``vk`` (see :func:`visitor_columns`). Strings stay bytes (polars Binary):
-log lines are never decoded on the query path.
+when not logged), ``xff`` (X-Forwarded-For as logged; empty when not), ``line`` (the
+line's index in its record, for --grep), and the visitor hashes ``vh`` and ``vk`` (see
+:func:`visitor_columns`; :func:`with_client_ip` takes the client from ``xff``). Strings
+stay bytes (polars Binary): log lines are never decoded on the query path.
 """
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -21,11 +23,12 @@ SCHEMA = {
     "ts": pl.Int64, "line": pl.Int32, "host": pl.Binary, "day": pl.Binary, "ua": pl.Binary,
     "url": pl.Binary, "status": pl.Int64, "bytes": pl.Int64, "referer": pl.Binary,
     "method": pl.Binary, "vhost": pl.Binary, "user": pl.Binary, "dur": pl.Int64,
+    "xff": pl.Binary,
 }
 FRAME_SCHEMA = {**SCHEMA, "vh": pl.Int64, "vk": pl.Int64}
 _SOURCES = {"host": "host", "ua": "user_agent", "url": "url", "status": "status",
             "bytes": "bytes", "referer": "referer", "method": "method", "vhost": "vhost",
-            "user": "user"}
+            "user": "user", "xff": "forwarded_for"}
 
 
 def record_frame(columns: dict[str, Any], ts: Sequence[int]) -> tuple[pl.DataFrame, int]:
@@ -104,6 +107,69 @@ def with_hash(frame: pl.DataFrame, columns: tuple[str, ...], name: str) -> pl.Da
     table = distinct.with_columns(pl.Series(name, hashes, dtype=pl.Int64))
     return frame.join(table, on=list(columns), how="left", nulls_equal=True,
                       maintain_order="left")
+
+
+def with_client_ip(frame: pl.DataFrame, trusted: Sequence[str]) -> pl.DataFrame:
+    """``frame`` with the client (``host``, and the visitor hashes made from it) taken from
+    X-Forwarded-For where a line logs one (see :func:`client_of`)."""
+    if frame.height == 0 or not frame["xff"].is_in([b"", b"-"]).not_().any():
+        return frame
+    nets = [ipaddress.ip_network(n, strict=False) for n in trusted]
+    pairs = frame.select("host", "xff").unique()
+    clients = [client_of(h, x, nets) for h, x in pairs.iter_rows()]
+    table = pairs.with_columns(pl.Series("client", clients, dtype=pl.Binary))
+    frame = frame.join(table, on=["host", "xff"], how="left", maintain_order="left")
+    frame = frame.with_columns(pl.col("client").alias("host")).drop("client", "vh", "vk")
+    frame = with_hash(frame, ("host", "ua"), "vk")
+    frame = with_hash(frame, ("host", "day", "ua"), "vh")
+    return frame.with_columns(  # as visitor_columns: a 4xx answer makes no visitor
+        pl.when(pl.col("status").is_between(400, 499)).then(None).otherwise(pl.col("vh"))
+        .alias("vh")).select(list(FRAME_SCHEMA))
+
+
+def client_of(peer: bytes, forwarded: bytes, trusted: Sequence[Any]) -> bytes:
+    """The client of a request that came through proxies.
+
+    With no trusted proxies, the first address of X-Forwarded-For (what the proxies say).
+    With some, the chain (X-Forwarded-For, then the connecting address) is read from the
+    nearest hop back, passing trusted proxies: the first address not among them is the
+    client, so that an address the client wrote itself is never taken when a proxy it
+    cannot forge stands after it. A line without X-Forwarded-For keeps ``peer``.
+
+    >>> nets = [ipaddress.ip_network("10.0.0.0/8")]
+    >>> client_of(b"10.0.0.2", b"203.0.113.9, 10.0.0.1", nets)
+    b'203.0.113.9'
+    >>> client_of(b"10.0.0.2", b"6.6.6.6, 203.0.113.9, 10.0.0.1", nets)  # 6.6.6.6: forged
+    b'203.0.113.9'
+    >>> client_of(b"10.0.0.2", b"6.6.6.6, 203.0.113.9", [])
+    b'6.6.6.6'
+    >>> client_of(b"198.51.100.7", b"-", nets)
+    b'198.51.100.7'
+    """
+    entries = [e.strip() for e in forwarded.split(b",")] if forwarded not in (b"", b"-") else []
+    entries = [e for e in entries if e and e != b"-" and e.lower() != b"unknown"]
+    if not entries:
+        return peer
+    if not trusted:
+        return entries[0]
+    chain = [*entries, peer]
+    for addr in reversed(chain):
+        if not _among(addr, trusted):
+            return addr
+    return chain[0]
+
+
+def _among(addr: bytes, nets: Sequence[Any]) -> bool:
+    text = addr.decode("ascii", "replace")
+    if text.startswith("["):  # [v6]:port
+        text = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1:  # v4:port
+        text = text.split(":", 1)[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return False  # not an address: no proxy of ours
+    return any(ip in net for net in nets)
 
 
 def empty_frame() -> pl.DataFrame:

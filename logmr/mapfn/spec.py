@@ -3,6 +3,7 @@ polars: the querying side imports this without the column engine)."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,6 +28,19 @@ DIMENSION = {"top_urls": "url", "pages": "url", "static": "url", "not_found": "u
 KEYS = {"url": "url", "url404": "url", "host": "host", "ua": "ua", "status": "status",
          "referer": "referer", "vhost": "vhost", "method": "method", "user": "user"}
 VISITOR_KEYS = {"ip": ("host",), "ip+ua": ("host", "ua"), "ip+ua+date": ("host", "ua", "day")}
+
+
+CLIENT_IPS = ("peer", "xff")
+
+
+def check_networks(networks: tuple[str, ...] | list[str]) -> None:
+    """Raise ConfigError unless every item is an IP network (``10.0.0.0/8``, ``::1``)."""
+    for net in networks:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ConfigError(f"{net!r} is not an IP address or network (such as 10.0.0.0/8 "
+                              "or 2001:db8::/32)") from None
 
 
 PLAN_ARGS = ("skip", "only", "upto", "epoch", "after")  # the read plan: which records to read
@@ -58,6 +72,8 @@ class ReportSpec:
     paths_length: int = 5
     include_static: bool = False
     include_bots: bool = False
+    client_ip: str = "peer"  # the client: the connecting address (%h), or from X-Forwarded-For
+    trusted_proxies: tuple[str, ...] = ()  # networks whose forwarded-for entries are passed
     filters: Filters = field(default_factory=Filters)
 
     def __post_init__(self) -> None:
@@ -67,6 +83,10 @@ class ReportSpec:
         if self.visitor_key not in VISITOR_KEYS:
             raise ConfigError(f"unknown visitor key {self.visitor_key!r}: use one of "
                               f"{', '.join(VISITOR_KEYS)}")
+        if self.client_ip not in CLIENT_IPS:
+            raise ConfigError(f"unknown client ip source {self.client_ip!r}: use one of "
+                              f"{', '.join(CLIENT_IPS)}")
+        check_networks(self.trusted_proxies)
 
     @property
     def dimensions(self) -> set[str]:
@@ -89,6 +109,7 @@ class ReportSpec:
         data["filters"]["status"] = [list(r) for r in self.filters.status]
         data["funnel"] = list(self.funnel)
         data["reports"] = list(self.reports)
+        data["trusted_proxies"] = list(self.trusted_proxies)
         return data
 
     @classmethod
@@ -117,8 +138,13 @@ class ReportSpec:
                               f"URLs of at most {MAX_PATTERN} bytes")
         filters = Filters(status=tuple((lo, hi) for lo, hi in status),
                           **_checked(f, FILTER_FIELDS))
+        proxies = _field(args, "trusted_proxies", list, default=[])
+        if len(proxies) > MAX_ITEMS or not all(isinstance(p, str) and len(p) <= 64
+                                               for p in proxies):
+            raise ConfigError(f"malformed report request: trusted_proxies must be at most "
+                              f"{MAX_ITEMS} networks")
         return cls(reports=tuple(reports), funnel=tuple(funnel), filters=filters,
-                   **_checked(args, SPEC_FIELDS))
+                   trusted_proxies=tuple(proxies), **_checked(args, SPEC_FIELDS))
 
 
 MAX_LIMIT = 1_000_000  # rows per report
@@ -138,7 +164,8 @@ SPEC_FIELDS: dict[str, tuple[type, int | None, int | None]] = {
     "limit": (int, 1, MAX_LIMIT), "interval": (int, 1, MAX_SPAN),
     "visitor_key": (str, None, 16), "session_timeout": (int, 1, MAX_SPAN),
     "transitions": (bytes, None, MAX_PATTERN), "paths_length": (int, 1, 100),
-    "include_static": (bool, None, None), "include_bots": (bool, None, None)}
+    "include_static": (bool, None, None), "include_bots": (bool, None, None),
+    "client_ip": (str, None, 8)}
 FILTER_FIELDS: dict[str, tuple[type, int | None, int | None]] = {
     "since": (int, None, None), "until": (int, None, None),
     "grep": (bytes, None, MAX_PATTERN), "url": (bytes, None, MAX_PATTERN),

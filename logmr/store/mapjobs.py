@@ -28,7 +28,7 @@ from logmr.jobs import (
 )
 from logmr.mapfn import frames
 from logmr.mapfn.agents import is_bot, is_static
-from logmr.mapfn.aggregate import Combiner, apply_filters, page_stream
+from logmr.mapfn.aggregate import Combiner, page_stream, prepared
 from logmr.mapfn.grep import GrepQuery, count_records, grep_hour, matching_spans
 from logmr.mapfn.pattern import runs_in_linear_time
 from logmr.mapfn.spec import MAX_PATTERN, ReportSpec
@@ -221,8 +221,8 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
 
     def flush() -> None:
         nonlocal chunk, rows, unparsed
-        frame = apply_filters(pl.concat(chunk, rechunk=True) if chunk else frames.empty_frame(),
-                              f, is_bot)
+        frame = prepared(pl.concat(chunk, rechunk=True) if chunk else frames.empty_frame(),
+                         spec, is_bot)
         combined.add(frame, unparsed)
         if spec.click:
             pages = page_stream(frame, spec, is_bot, is_static)

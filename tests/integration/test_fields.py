@@ -97,3 +97,70 @@ def test_response_times_on_a_cluster_and_after_a_reparse(
     check_times(after, path)
     assert after["summary"] == before["summary"]
     assert after == report("--log-format", TIMED, str(path))  # as file mode reads it
+
+
+NGINX_MAIN_PROXIES = ["10.0.0.1", "10.0.0.2"]  # the site's own proxies (10.0.0.0/8)
+
+
+def write_proxied(path: Path, n: int, seed: int) -> list[tuple[str, str, int]]:
+    """nginx `main` lines behind two proxies: some direct (no X-Forwarded-For), some with
+    an address the client forged in front of its own. Returns each line's real client,
+    agent and status (the generator's truth)."""
+    rng = random.Random(seed)
+    truth = []
+    with path.open("w") as f:
+        for i in range(n):
+            client = f"203.0.113.{rng.randrange(40)}"
+            agent = f"agent/{rng.randrange(3)}"
+            status = rng.choice([200, 200, 200, 404, 301])
+            kind = rng.random()
+            if kind < 0.2:  # straight to the server
+                peer, xff = client, "-"
+            elif kind < 0.4:  # a forged first entry: only the proxies' entries count
+                peer, xff = NGINX_MAIN_PROXIES[1], f"6.6.6.{i % 7}, {client}, 10.0.0.1"
+            else:
+                peer, xff = NGINX_MAIN_PROXIES[1], f"{client}, 10.0.0.1"
+            f.write(f'{peer} - - [20/May/2015:10:{i % 60:02d}:00 +0000] "GET /p{i % 5} '
+                    f'HTTP/1.1" {status} 10 "-" "{agent}" "{xff}"\n')
+            truth.append((client, agent, status))
+    return truth
+
+
+def check_clients(data: dict[str, Any], truth: list[tuple[str, str, int]]) -> None:
+    hosts = {row["host"]: row["hits"] for row in data["hosts"]}
+    expect: dict[str, int] = {}
+    for client, _, _ in truth:
+        expect[client] = expect.get(client, 0) + 1
+    assert hosts == expect
+    # a visitor: client, date, agent; a 4xx answer makes none (as GoAccess counts)
+    visitors = {(c, a) for c, a, status in truth if not 400 <= status < 500}
+    assert data["summary"]["unique_visitors"] == len(visitors)
+    assert data["sessions"]["count"] >= len({(c, a) for c, a, _ in truth})
+
+
+XFF_ARGS = ("--hosts", "--sessions", "--client-ip", "xff", "--trusted-proxies", "10.0.0.0/8",
+            "--limit", "1000")
+
+
+def test_client_ip_from_x_forwarded_for_in_file_mode(tmp_path: Path) -> None:
+    path = tmp_path / "proxied.log"
+    truth = write_proxied(path, 3000, seed=31)
+    check_clients(report(*XFF_ARGS, str(path)), truth)  # auto finds nginx_main
+    # without --client-ip, the client is the connecting address, as logged
+    peers = report("--hosts", str(path))
+    assert {r["host"] for r in peers["hosts"]} <= {c for c, _, _ in truth} | {"10.0.0.2"}
+    out = logmr("report", "--client-ip", "xff", "--trusted-proxies", "10.0.0.0/99", str(path))
+    assert out.returncode == 2 and out.stderr.count(b"\n") == 1, out.stderr
+
+
+@pytest.mark.slow
+def test_client_ip_from_x_forwarded_for_on_a_cluster(
+        cluster_factory: Callable[..., LocalCluster], tmp_path: Path) -> None:
+    path = tmp_path / "proxied.log"
+    truth = write_proxied(path, 3000, seed=32)
+    cluster = cluster_factory(nodes=2)
+    assert cluster.run("ship", str(path)).returncode == 0
+    cluster.wait_stored(3000)
+    data = report(*XFF_ARGS, cluster=cluster)
+    check_clients(data, truth)
+    assert data == report(*XFF_ARGS, str(path))
