@@ -94,7 +94,7 @@ def _cell(value: Any, column: str, row: dict[str, Any]) -> str:
         return f"{value:.2f}%"
     what = row.get("name") if column == "value" else column
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if what == "bytes" or str(what).endswith("_bytes"):
+        if what in ("bytes", "bytes_in", "bytes_out") or str(what).endswith("_bytes"):
             return human_bytes(int(value))
         if str(what).endswith("_s"):
             return human_duration(float(value))

@@ -32,6 +32,8 @@ FLAGS = {
     "remote-users": "authenticated users (%u, as logged)",
     "response-times": "time taken (%D, %T, nginx $request_time logged as %T): percentiles, "
                       "and the URLs that took the most time",
+    "mime-types": "content types sent (%{Content-Type}o)",
+    "tls": "TLS protocols (%{SSL_PROTOCOL}x; plain HTTP not counted)",
     "bots": "known crawlers",
     "sessions": "visits: count, pages per visit, duration buckets, bounce rate",
     "entry-pages": "first page of each visit",

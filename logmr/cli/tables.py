@@ -12,6 +12,7 @@ TITLES = {
     "referrers": "Referrers", "referring_sites": "Referring sites", "vhosts": "Virtual hosts",
     "user_agents": "User agents", "methods": "Methods", "bots": "Crawlers",
     "remote_users": "Remote users", "response_times": "Response times",
+    "mime_types": "Content types", "tls": "TLS protocols",
     "response_times.urls": "Slowest URLs (by total time taken)",
     "sessions": "Visits", "entry_pages": "Entry pages", "exit_pages": "Exit pages",
     "paths": "Paths", "transitions": "Transitions", "funnel": "Funnel",

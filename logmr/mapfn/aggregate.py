@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from logmr.mapfn.frames import with_client_ip, with_hash
+from logmr.mapfn.frames import complete, with_client_ip, with_hash
 from logmr.mapfn.partial import Merged
 from logmr.mapfn.spec import KEYS, KMV, TIME_GAMMA, VISITOR_KEYS, Filters, ReportSpec
 
@@ -35,7 +35,7 @@ def prepared(frame: pl.DataFrame, spec: ReportSpec,
     what every report path runs before it aggregates."""
     if spec.client_ip == "xff":
         frame = with_client_ip(frame, spec.trusted_proxies)
-    return apply_filters(frame, spec.filters, is_bot)
+    return apply_filters(complete(frame), spec.filters, is_bot)
 
 
 def apply_filters(frame: pl.DataFrame, filters: Filters,
@@ -102,6 +102,9 @@ def times_of(frame: pl.DataFrame) -> dict[str, Any]:
 
 def _summary(frame: pl.DataFrame, unparsed: int) -> dict[str, Any]:
     return {"requests": frame.height, "bytes": int(frame["bytes"].sum() or 0),
+            # bytes received and sent with headers (%I, %O), where logged
+            **{name: int(frame[name].sum()) if frame[name].null_count() < frame.height
+               else None for name in ("bytes_in", "bytes_out")},
             "unparsed": unparsed, "t0": frame["ts"].min(), "t1": frame["ts"].max(),
             "visitors": frame["vh"].drop_nulls().unique().to_list()}
 
@@ -110,6 +113,7 @@ def partial_of(frame: pl.DataFrame, unparsed: int, spec: ReportSpec,
                is_bot: Callable[[bytes], bool], is_static: Callable[[bytes], bool]
                ) -> dict[str, Any]:
     """The partial aggregate of one node's (already filtered) frame."""
+    frame = complete(frame)
     out: dict[str, Any] = {"summary": _summary(frame, unparsed),
                            "dims": {d: _rows(g) for d, g in group_dims(frame, spec).items()}}
     if spec.timed:
@@ -153,6 +157,7 @@ class Combiner:
 
     def add(self, frame: pl.DataFrame, unparsed: int) -> None:
         """Fold in a frame's aggregates (not its page views: see :func:`page_stream`)."""
+        frame = complete(frame)
         self.summary.add({"summary": _summary(frame, unparsed),
                           **({"times": times_of(frame)} if self.spec.timed else {})})
         for dim, grouped in group_dims(frame, self.spec).items():

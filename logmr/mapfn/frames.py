@@ -22,13 +22,19 @@ import polars as pl
 SCHEMA = {
     "ts": pl.Int64, "line": pl.Int32, "host": pl.Binary, "day": pl.Binary, "ua": pl.Binary,
     "url": pl.Binary, "status": pl.Int64, "bytes": pl.Int64, "referer": pl.Binary,
-    "method": pl.Binary, "vhost": pl.Binary, "user": pl.Binary, "dur": pl.Int64,
-    "xff": pl.Binary,
+    "method": pl.Binary, "vhost": pl.Binary, "user": pl.Binary,
 }
 FRAME_SCHEMA = {**SCHEMA, "vh": pl.Int64, "vk": pl.Int64}
 _SOURCES = {"host": "host", "ua": "user_agent", "url": "url", "status": "status",
             "bytes": "bytes", "referer": "referer", "method": "method", "vhost": "vhost",
-            "user": "user", "xff": "forwarded_for"}
+            "user": "user"}
+# Columns few formats log: a record's frame has them only when its format does (null where
+# a line logs "-"), and :func:`complete` adds them as nulls to a frame without them.
+OPTIONAL = {"dur": pl.Int64, "xff": pl.Binary, "bytes_in": pl.Int64, "bytes_out": pl.Int64,
+            "mime": pl.Binary, "tls": pl.Binary}
+_OPTIONAL_SOURCES = {"dur": "duration_us", "xff": "forwarded_for", "bytes_in": "bytes_in",
+                     "bytes_out": "bytes_out", "mime": "o:content-type",
+                     "tls": "x:ssl_protocol"}
 
 
 def record_frame(columns: dict[str, Any], ts: Sequence[int]) -> tuple[pl.DataFrame, int]:
@@ -40,15 +46,22 @@ def record_frame(columns: dict[str, Any], ts: Sequence[int]) -> tuple[pl.DataFra
         values = columns.get(source)
         data[name] = values if values is not None and len(values) == n else (
             [0] * n if SCHEMA[name] == pl.Int64 else [b""] * n)
-    durations = columns.get("duration_us")  # null where not logged
-    data["dur"] = ([d if d >= 0 else None for d in durations] if durations is not None
-                   and len(durations) == n else [None] * n)
+    schema = dict(FRAME_SCHEMA)
+    for name, source in _OPTIONAL_SOURCES.items():
+        values = columns.get(source)
+        if values is not None and len(values) == n:
+            if name == "dur":  # NO_DURATION: not logged
+                values = [d if d >= 0 else None for d in values]
+            elif OPTIONAL[name] == pl.Binary:
+                values = [None if v in (b"-", b"") else v for v in values]
+            data[name] = values
+            schema[name] = OPTIONAL[name]
     times = columns.get("time")
     data["day"] = [t[:11] for t in times] if times is not None and len(times) == n else (
         [b""] * n)
     data["vh"], data["vk"] = visitor_columns(data["host"], data["day"], data["ua"],
                                              data["status"])
-    frame = pl.DataFrame(data, schema=FRAME_SCHEMA)
+    frame = pl.DataFrame(data, schema=schema)
     # a line parsed when its client host was read (the fallback leaves it empty)
     if all(data["host"]):
         return frame, 0
@@ -112,22 +125,25 @@ def with_hash(frame: pl.DataFrame, columns: tuple[str, ...], name: str) -> pl.Da
 def with_client_ip(frame: pl.DataFrame, trusted: Sequence[str]) -> pl.DataFrame:
     """``frame`` with the client (``host``, and the visitor hashes made from it) taken from
     X-Forwarded-For where a line logs one (see :func:`client_of`)."""
-    if frame.height == 0 or not frame["xff"].is_in([b"", b"-"]).not_().any():
+    if frame.height == 0 or "xff" not in frame.columns or frame["xff"].null_count() == (
+            frame.height):
         return frame
+    order = frame.columns
     nets = [ipaddress.ip_network(n, strict=False) for n in trusted]
     pairs = frame.select("host", "xff").unique()
     clients = [client_of(h, x, nets) for h, x in pairs.iter_rows()]
     table = pairs.with_columns(pl.Series("client", clients, dtype=pl.Binary))
-    frame = frame.join(table, on=["host", "xff"], how="left", maintain_order="left")
+    frame = frame.join(table, on=["host", "xff"], how="left", nulls_equal=True,
+                       maintain_order="left")
     frame = frame.with_columns(pl.col("client").alias("host")).drop("client", "vh", "vk")
     frame = with_hash(frame, ("host", "ua"), "vk")
     frame = with_hash(frame, ("host", "day", "ua"), "vh")
     return frame.with_columns(  # as visitor_columns: a 4xx answer makes no visitor
         pl.when(pl.col("status").is_between(400, 499)).then(None).otherwise(pl.col("vh"))
-        .alias("vh")).select(list(FRAME_SCHEMA))
+        .alias("vh")).select(order)
 
 
-def client_of(peer: bytes, forwarded: bytes, trusted: Sequence[Any]) -> bytes:
+def client_of(peer: bytes, forwarded: bytes | None, trusted: Sequence[Any]) -> bytes:
     """The client of a request that came through proxies.
 
     With no trusted proxies, the first address of X-Forwarded-For (what the proxies say).
@@ -143,10 +159,10 @@ def client_of(peer: bytes, forwarded: bytes, trusted: Sequence[Any]) -> bytes:
     b'203.0.113.9'
     >>> client_of(b"10.0.0.2", b"6.6.6.6, 203.0.113.9", [])
     b'6.6.6.6'
-    >>> client_of(b"198.51.100.7", b"-", nets)
+    >>> client_of(b"198.51.100.7", None, nets)  # "-" or nothing logged
     b'198.51.100.7'
     """
-    entries = [e.strip() for e in forwarded.split(b",")] if forwarded not in (b"", b"-") else []
+    entries = [e.strip() for e in forwarded.split(b",")] if forwarded else []
     entries = [e for e in entries if e and e != b"-" and e.lower() != b"unknown"]
     if not entries:
         return peer
@@ -170,6 +186,20 @@ def _among(addr: bytes, nets: Sequence[Any]) -> bool:
     except ValueError:
         return False  # not an address: no proxy of ours
     return any(ip in net for net in nets)
+
+
+def complete(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with every optional column, null where its records did not log it."""
+    missing = [pl.lit(None, dtype).alias(name) for name, dtype in OPTIONAL.items()
+               if name not in frame.columns]
+    return frame.with_columns(missing) if missing else frame
+
+
+def concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Record frames as one (their optional columns may differ)."""
+    if len({tuple(f.columns) for f in frames}) == 1:
+        return pl.concat(frames, rechunk=True)
+    return pl.concat([complete(f) for f in frames], rechunk=True)
 
 
 def empty_frame() -> pl.DataFrame:

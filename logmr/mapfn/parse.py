@@ -47,7 +47,7 @@ _QUOTED_CAREFUL = rb'((?:[^"\\\n]|\\.)*)'
 _SIMPLE: dict[str, tuple[str, bytes | None]] = {
     "h": ("host", _WORD), "a": ("client_ip", _WORD), "l": ("logname", _WORD),
     "u": ("user", _WORD), "t": ("time", rb"\[([^\]]+)\]"), "r": ("request", None),
-    "s": ("status", rb"(\d{3}|-)"), "b": ("bytes", _NUM), "O": ("bytes", _NUM),
+    "s": ("status", rb"(\d{3}|-)"), "b": ("bytes", _NUM), "O": ("bytes_out", _NUM),
     "B": ("bytes", _NUM), "I": ("bytes_in", _NUM), "S": ("bytes_total", _NUM),
     "D": ("duration_us", _NUM), "T": ("duration_s", rb"(\d+(?:\.\d+)?|-)"), "p": ("port", _NUM),
     "P": ("pid", _NUM), "k": ("keepalive", _NUM), "v": ("vhost", rb"([^\s:]+)"),
@@ -57,7 +57,8 @@ _SIMPLE: dict[str, tuple[str, bytes | None]] = {
 _HEADER_NAMES = {"referer": "referer", "user-agent": "user_agent",
                  "x-forwarded-for": "forwarded_for"}
 _DIRECTIVE = re.compile(r"%([<>]?)(?:!?\d+(?:,\d+)*)?(?:\{([^}]*)\})?([<>]?)([a-zA-Z%])")
-INT_COLUMNS = ("status", "bytes", "bytes_in", "bytes_total", "duration_us", "port")
+INT_COLUMNS = ("status", "bytes", "bytes_in", "bytes_out", "bytes_total", "duration_us",
+               "port")
 # %T's units (%{ms}T...), each a column until read as microseconds into duration_us; %T
 # also takes a fraction (nginx's $request_time, 0.123, logged where Apache logs %T)
 _DURATIONS = {"us": ("duration_us", 1), "ms": ("duration_ms", 1000),
@@ -107,7 +108,7 @@ def _tuned(fmt: str, quoted: bytes) -> tuple[bytes, list[str]] | None:
         in_quotes = m.start() > 0 and fmt[m.start() - 1] == '"'
         if letter == "%":
             out.append(b"%")
-        elif letter in "ioenC" and arg is not None:
+        elif letter in "ioenCx" and arg is not None:
             key = arg.lower()
             names.append(_HEADER_NAMES.get(key, f"{letter}:{key}") if letter == "i"
                          else f"{letter}:{key}")
@@ -269,6 +270,8 @@ def parse_batch(blob: bytes, fmt: str, clock: ClfClock | None = None,
     for name in INT_COLUMNS:
         if name in columns and name != "duration_us":
             columns[name] = _to_int(columns[name])  # type: ignore[arg-type]
+    if "bytes" not in columns and "bytes_out" in columns:  # %O alone: the bandwidth there
+        columns["bytes"] = columns["bytes_out"]
     return Parsed(ts=_fill_gaps(stamps, now), columns=columns, parsed=parsed)
 
 

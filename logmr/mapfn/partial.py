@@ -24,6 +24,8 @@ class Merged:
     def __init__(self) -> None:
         self.requests = 0
         self.bytes = 0
+        self.bytes_in: int | None = None  # where logged (%I, %O)
+        self.bytes_out: int | None = None
         self.unparsed = 0
         self.t0: int | None = None
         self.t1: int | None = None
@@ -39,6 +41,10 @@ class Merged:
         s = partial["summary"]
         self.requests += s["requests"]
         self.bytes += s["bytes"]
+        if s.get("bytes_in") is not None:
+            self.bytes_in = (self.bytes_in or 0) + s["bytes_in"]
+        if s.get("bytes_out") is not None:
+            self.bytes_out = (self.bytes_out or 0) + s["bytes_out"]
         self.unparsed += s["unparsed"]
         self.t0 = _min(self.t0, s["t0"])
         self.t1 = _max(self.t1, s["t1"])
@@ -70,6 +76,7 @@ class Merged:
     def to_partial(self) -> dict[str, Any]:
         """Back to the partial form (without pages): a node's combiner sends this."""
         return {"summary": {"requests": self.requests, "bytes": self.bytes,
+                            "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
                             "unparsed": self.unparsed, "t0": self.t0, "t1": self.t1,
                             "visitors": list(self.visitors)},
                 "dims": {dim: [[k, row[0], row[1], sorted(row[2])[:KMV]]

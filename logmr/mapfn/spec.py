@@ -17,16 +17,17 @@ KMV = 128
 TIME_GAMMA = 1.01 / 0.99
 PANELS = ("summary", "top_urls", "pages", "static", "not_found", "hosts", "os", "browsers",
           "visit_times", "status", "referrers", "referring_sites", "vhosts", "user_agents",
-          "methods", "bots", "remote_users", "response_times")
+          "methods", "bots", "remote_users", "response_times", "mime_types", "tls")
 CLICK = ("sessions", "entry_pages", "exit_pages", "transitions", "paths", "funnel")
 # the grouping each panel is computed from, on the nodes
 DIMENSION = {"top_urls": "url", "pages": "url", "static": "url", "not_found": "url404",
              "hosts": "host", "os": "ua", "browsers": "ua", "user_agents": "ua", "bots": "ua",
              "visit_times": "hour", "status": "status", "referrers": "referer",
              "referring_sites": "referer", "vhosts": "vhost", "methods": "method",
-             "remote_users": "user"}
+             "remote_users": "user", "mime_types": "mime", "tls": "tls"}
 KEYS = {"url": "url", "url404": "url", "host": "host", "ua": "ua", "status": "status",
-         "referer": "referer", "vhost": "vhost", "method": "method", "user": "user"}
+         "referer": "referer", "vhost": "vhost", "method": "method", "user": "user",
+         "mime": "mime", "tls": "tls"}
 VISITOR_KEYS = {"ip": ("host",), "ip+ua": ("host", "ua"), "ip+ua+date": ("host", "ua", "day")}
 
 

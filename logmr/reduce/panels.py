@@ -103,6 +103,9 @@ def panels(merged: Merged, spec: ReportSpec) -> dict[str, Any]:
         "summary": lambda: {
             "requests": merged.requests, "unique_visitors": len(merged.visitors),
             "bytes": merged.bytes, "unparsed": merged.unparsed,
+            **{name: value for name, value in (("bytes_in", merged.bytes_in),
+                                               ("bytes_out", merged.bytes_out))
+               if value is not None},
             "first": format_epoch(merged.t0) if merged.t0 is not None else None,
             "last": format_epoch(merged.t1) if merged.t1 is not None else None,
             "nodes": merged.nodes},
@@ -131,5 +134,9 @@ def panels(merged: Merged, spec: ReportSpec) -> dict[str, Any]:
         "remote_users": lambda: _table({k: v for k, v in merged.dims.get("user", {}).items()
                                         if k not in (b"-", b"")}, "user", total, limit),
         "response_times": lambda: response_times(merged, limit),
+        "mime_types": lambda: _table({k: v for k, v in merged.dims.get("mime", {}).items() if k},
+                                     "mime_type", total, limit),
+        "tls": lambda: _table({k: v for k, v in merged.dims.get("tls", {}).items() if k},
+                              "protocol", total, None),
     }
     return {name: makers[name]() for name in spec.reports if name in makers}

@@ -221,8 +221,7 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
 
     def flush() -> None:
         nonlocal chunk, rows, unparsed
-        frame = prepared(pl.concat(chunk, rechunk=True) if chunk else frames.empty_frame(),
-                         spec, is_bot)
+        frame = prepared(frames.concat(chunk) if chunk else frames.empty_frame(), spec, is_bot)
         combined.add(frame, unparsed)
         if spec.click:
             pages = page_stream(frame, spec, is_bot, is_static)

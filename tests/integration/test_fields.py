@@ -164,3 +164,68 @@ def test_client_ip_from_x_forwarded_for_on_a_cluster(
     data = report(*XFF_ARGS, cluster=cluster)
     check_clients(data, truth)
     assert data == report(*XFF_ARGS, str(path))
+
+
+IO_FORMAT = COMBINED + ' %I %O "%{Content-Type}o" %{SSL_PROTOCOL}x'
+IO_ARGS = ("--mime-types", "--tls", "--limit", "1000")
+
+
+def write_io(path: Path, n: int, seed: int) -> None:
+    rng = random.Random(seed)
+    with path.open("w") as f:
+        for i in range(n):
+            mime = rng.choice(["text/html", "image/png", "application/json", "-"])
+            tls = rng.choice(["TLSv1.3", "TLSv1.2", "-"])  # "-": plain HTTP
+            body = rng.randrange(50_000)
+            f.write(f'198.51.100.{i % 30} - - [20/May/2015:10:{i % 60:02d}:00 +0000] '
+                    f'"GET /f{i % 9} HTTP/1.1" 200 {body} "-" "agent" {rng.randrange(900)} '
+                    f'{body + 250} "{mime}" {tls}\n')
+
+
+def awk_io(path: Path) -> dict[str, Any]:
+    """Sums of %I and %O, and lines per content type and TLS protocol ("-" left out)."""
+    program = ('{i += $(NF-3); o += $(NF-2); m[$(NF-1)]++; t[$NF]++} '
+               'END {print "in", i; print "out", o; '
+               'for (k in m) print "mime", k, m[k]; for (k in t) print "tls", k, t[k]}')
+    out = subprocess.run(["awk", program, str(path)], capture_output=True, check=True)
+    found: dict[str, Any] = {"mime": {}, "tls": {}}
+    for line in out.stdout.decode().splitlines():
+        kind, *rest = line.split()
+        if kind in ("in", "out"):
+            found[kind] = int(rest[0])
+        elif rest[0] not in ("-", '"-"'):
+            found[kind][rest[0].strip('"')] = int(rest[1])
+    return found
+
+
+def check_io(data: dict[str, Any], path: Path) -> None:
+    truth = awk_io(path)
+    assert (data["summary"]["bytes_in"], data["summary"]["bytes_out"]) == (truth["in"],
+                                                                          truth["out"])
+    assert {r["mime_type"]: r["hits"] for r in data["mime_types"]} == truth["mime"]
+    assert {r["protocol"]: r["hits"] for r in data["tls"]} == truth["tls"]
+
+
+def test_bytes_in_and_out_content_types_and_tls_in_file_mode(tmp_path: Path) -> None:
+    path = tmp_path / "io.log"
+    write_io(path, 3000, seed=41)
+    check_io(report(*IO_ARGS, "--log-format", IO_FORMAT, str(path)), path)
+    found = report(*IO_ARGS, str(path))  # auto finds combinedio: %I %O, nothing after
+    assert found["summary"] == {**report(*IO_ARGS, "--log-format", IO_FORMAT, str(path))[
+        "summary"]}
+    assert found["mime_types"] == found["tls"] == []
+    plain = report(*IO_ARGS, "--log-format", "combined", str(path))
+    assert "bytes_in" not in plain["summary"]
+
+
+@pytest.mark.slow
+def test_bytes_in_and_out_content_types_and_tls_on_a_cluster(
+        cluster_factory: Callable[..., LocalCluster], tmp_path: Path) -> None:
+    path = tmp_path / "io.log"
+    write_io(path, 3000, seed=42)
+    cluster = cluster_factory(nodes=2)
+    assert cluster.run("ship", "--format", IO_FORMAT, str(path)).returncode == 0
+    cluster.wait_stored(3000)
+    data = report(*IO_ARGS, cluster=cluster)
+    check_io(data, path)
+    assert data == report(*IO_ARGS, "--log-format", IO_FORMAT, str(path))

@@ -43,7 +43,7 @@ L2 = combined(stamp="20/May/2015:12:06:17 +0000", request="POST /y HTTP/1.0")
     ("combined", ("host", "logname", "user", "time", "method", "url", "protocol", "request",
                   "status", "bytes", "referer", "user_agent")),
     ("vhost_combined", ("vhost", "port", "host", "logname", "user", "time", "method",
-                        "url", "protocol", "request", "status", "bytes", "referer",
+                        "url", "protocol", "request", "status", "bytes_out", "referer",
                         "user_agent")),
     ('%h %l %u %t "%r" %>s %b %D "%{X-Forwarded-For}i"',
      ("host", "logname", "user", "time", "method", "url", "protocol", "request", "status",
@@ -112,7 +112,7 @@ def test_vhost_combined_columns() -> None:
     assert p.parsed == [True]
     assert p.columns["vhost"] == [b"www.x.com"]
     assert p.columns["host"] == [b"1.2.3.4"]
-    assert p.columns["bytes"] == [5]
+    assert p.columns["bytes"] == p.columns["bytes_out"] == [5]  # %O: the bandwidth there
     assert p.columns["user_agent"] == [b"ua"]
 
 
