@@ -55,7 +55,7 @@ _SIMPLE: dict[str, tuple[str, bytes | None]] = {
     "m": ("method", _WORD), "H": ("protocol", _WORD), "L": ("log_id", _WORD),
 }
 _HEADER_NAMES = {"referer": "referer", "user-agent": "user_agent",
-                 "x-forwarded-for": "forwarded_for"}
+                 "x-forwarded-for": "forwarded_for", "host": "vhost"}  # Host: the vhost
 _DIRECTIVE = re.compile(r"%([<>]?)(?:!?\d+(?:,\d+)*)?(?:\{([^}]*)\})?([<>]?)([a-zA-Z%])")
 INT_COLUMNS = ("status", "bytes", "bytes_in", "bytes_out", "bytes_total", "duration_us",
                "port")

@@ -361,3 +361,11 @@ def test_numeric_columns_read_each_value_alike_whatever_their_count(values: list
     # the oracle: a number when it is one and fits in int64, else 0
     assert _to_int(values) == [int(v) if v.isdigit() and int(v) < 2**63 else 0
                                for v in values]
+
+
+@pytest.mark.parametrize("directive", ["%v", "%V", '"%{Host}i"'])
+def test_every_way_of_logging_the_vhost_reads_as_vhost(directive: str) -> None:
+    value = '"www.x.org"' if directive.startswith('"') else "www.x.org"
+    line = f'{value} 1.2.3.4 - - [20/May/2015:10:00:00 +0000] "GET / HTTP/1.1" 200 5\n'
+    p = parse_batch(line.encode(), f'{directive} %h %l %u %t "%r" %>s %b', now=now)
+    assert (p.unparsed, p.columns["vhost"]) == (0, [b"www.x.org"])
