@@ -192,7 +192,9 @@ def complete(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with every optional column, null where its records did not log it."""
     missing = [pl.lit(None, dtype).alias(name) for name, dtype in OPTIONAL.items()
                if name not in frame.columns]
-    return frame.with_columns(missing) if missing else frame
+    if not missing:
+        return frame
+    return frame.with_columns(missing).select(*FRAME_SCHEMA, *OPTIONAL)
 
 
 def concat(frames: list[pl.DataFrame]) -> pl.DataFrame:

@@ -8,7 +8,7 @@ import pytest
 
 from logmr.mapfn import frames
 from logmr.mapfn.frames import visitor_columns, visitor_hash
-from logmr.mapfn.parse import parse_batch
+from logmr.mapfn.parse import COMBINED, parse_batch
 from tests.cluster import HACKERS
 
 
@@ -49,3 +49,19 @@ def test_hashes_do_not_depend_on_what_was_remembered(monkeypatch: pytest.MonkeyP
             want_vh, want_vk = expected(host, day, ua, status)
             assert h == want_vh
             assert (k if host else None) == want_vk
+
+
+def test_frames_of_records_read_with_different_formats_concatenate() -> None:
+    base = b'1.2.3.4 - - [20/May/2015:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"'
+    made = [frames.record_frame(p.columns, p.ts)[0] for p in (
+        parse_batch(b"www.x.org:80 " + base + b"\n", "vhost_combined"),  # bytes_out
+        parse_batch(base + b"\n", "combined"),  # none of the optional columns
+        parse_batch(base + b" 1234\n", COMBINED + " %D"),  # dur
+        parse_batch(base + b' "5.6.7.8"\n', "nginx_main"))]  # xff
+    assert len({tuple(f.columns) for f in made}) == 4
+    for order in (made, made[::-1], made[1:] + made[:1]):
+        frame = frames.concat(order)
+        assert frame.height == 4
+        assert frame.columns == [*frames.FRAME_SCHEMA, *frames.OPTIONAL]
+        assert sorted(frame["dur"].drop_nulls().to_list()) == [1234]
+        assert frame["xff"].drop_nulls().to_list() == [b"5.6.7.8"]
