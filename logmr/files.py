@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import mmap
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -30,6 +32,29 @@ def read_chunks(paths: Iterable[str]) -> Iterator[bytes]:
                     yield data[:cut]
             if rest:
                 yield rest + b"\n"
+
+
+def buffers(path: str) -> Iterator[bytes | mmap.mmap]:
+    """A log's lines as few buffers as possible: a regular file mapped whole (read in
+    place, no copy), anything else (stdin, .gz, a pipe) in whole-line chunks."""
+    if path != "-" and not path.endswith(".gz"):
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise LogmrError(f"cannot read {path}: {exc.strerror or exc}") from None
+        with f:
+            info = os.fstat(f.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size > 0:
+                try:
+                    flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+                    mapped = mmap.mmap(f.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
+                except (OSError, ValueError):
+                    mapped = None  # a file system that cannot map: read it instead
+                if mapped is not None:
+                    with mapped:
+                        yield mapped
+                    return
+    yield from read_chunks([path])
 
 
 def _read(stream: Any, path: str) -> bytes:

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from logmr.errors import ConfigError
-from logmr.gearman.connection import Server, parse_servers
 from logmr.gearman.errors import AddressError
 from logmr.mapfn.parse import AUTO, check_format
 from logmr.timeutil import parse_when
-from logmr.wire import load_secret
+
+if TYPE_CHECKING:
+    from logmr.gearman.connection import Server
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_SERVERS = "127.0.0.1:4730"
 
 
 def _servers(ctx: click.Context, param: click.Parameter, value: str) -> list[Server]:
+    from logmr.gearman.connection import parse_servers  # sockets: only for who asks
+
     try:
         return parse_servers(value)
     except (AddressError, ValueError) as exc:
@@ -36,6 +39,8 @@ def servers_option(f: F) -> F:
 def _secret(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes | None:
     if not value:
         return None
+    from logmr.wire import load_secret
+
     try:
         return load_secret(value)
     except ConfigError as exc:

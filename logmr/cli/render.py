@@ -6,11 +6,13 @@ import csv
 import io
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logmr.cli.html import to_html
 from logmr.cli.tables import TITLES, bar_chart, human_bytes, human_duration, rows_of, tables_of
-from logmr.client.plan import Coverage
+
+if TYPE_CHECKING:
+    from logmr.client.plan import Coverage
 
 
 def render(data: dict[str, Any], fmt: str, output: str | None) -> None:

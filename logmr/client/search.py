@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from logmr import wire
-from logmr.client.plan import Coverage, Reader, coverage_of, discover, require_nodes
-from logmr.gearman.client import Client
-from logmr.gearman.connection import Server
 from logmr.mapfn.grep import GrepQuery
 from logmr.mapfn.parse import AUTO
 from logmr.timeutil import in_span
+
+if TYPE_CHECKING:  # the cluster's side is imported where it is used: file mode needs none
+    from logmr.client.plan import Coverage, Reader
+    from logmr.gearman.client import Client
+    from logmr.gearman.connection import Server
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class GrepOutcome:
     @property
     def coverage(self) -> Coverage:
         """Whether the answer is complete despite the nodes that failed."""
+        from logmr.client.plan import coverage_of
+
         return coverage_of(self.reader)
 
 
@@ -86,6 +89,10 @@ def grep(servers: list[Server], request: GrepRequest, client: Client | None = No
     ``count`` and ``failed`` are complete once the lines are consumed.
     """
     request.query.compile()  # a bad pattern is the user's error: say so before sending it
+    from logmr import wire
+    from logmr.client.plan import Reader, discover, require_nodes
+    from logmr.gearman.client import Client
+
     cluster = discover(servers)
     require_nodes(cluster, servers)
     client = client or Client(servers)
@@ -115,52 +122,110 @@ def grep(servers: list[Server], request: GrepRequest, client: Client | None = No
     return outcome, lines()
 
 
-def grep_files(paths: list[str], request: GrepRequest, fmt: str = AUTO
-               ) -> tuple[GrepOutcome, Iterator[Match]]:
-    """The same grep over log files, in this process (large inputs on every core):
-    matching lines in time order, lines of the same second in the order of the files."""
-    from logmr.files import PARALLEL_FROM, map_chunks, total_size
-    from logmr.mapfn.detect import chunks_with_formats
+def in_file_order(paths: list[str], request: GrepRequest) -> bool:
+    """True when file mode can answer without reading a single time: one input (printed
+    in its own order, as GNU grep prints it) or a count, and no --since/--until."""
+    return request.since is None and request.until is None and (
+        len(paths) == 1 or request.count_only)
 
-    request.query.compile()
+
+def grep_file_blocks(paths: list[str], request: GrepRequest
+                     ) -> tuple[GrepOutcome, Iterator[bytes]]:
+    """File mode's grep when no time is needed (:func:`in_file_order`): the matching lines
+    in blocks (each ending in a newline), in the file's order; for a count, none, and the
+    count in the outcome. Whole buffers are searched in C; no line is parsed."""
+    from logmr.files import buffers
+    from logmr.mapfn.grep import count_lines, newlines, selected_line_spans
+
+    if not in_file_order(paths, request):
+        raise ValueError("grep_file_blocks reads no time: use grep_files")
+    rx = request.query.compile()
+    invert, limit = request.query.invert, request.limit
     outcome = GrepOutcome(None, ["local"])
 
+    def blocks() -> Iterator[bytes]:
+        for path in paths:
+            for buf in buffers(path):
+                if request.count_only and limit is None:
+                    outcome.count += count_lines(buf, rx, invert)
+                    continue
+                pieces: list[bytes] = []
+                held = 0
+                for start, end in selected_line_spans(buf, rx, invert):
+                    piece = buf[start:end]
+                    lines = newlines(piece) if invert else 1
+                    if not piece.endswith(b"\n"):
+                        piece, lines = piece + b"\n", lines + 1
+                    if limit is not None and outcome.count + lines > limit:
+                        piece = b"".join(piece.splitlines(keepends=True)[
+                            :limit - outcome.count])
+                        lines = limit - outcome.count
+                    outcome.count += lines
+                    if not request.count_only:
+                        pieces.append(piece)
+                        held += len(piece)
+                        if held >= BLOCK:
+                            yield b"".join(pieces)
+                            pieces, held = [], 0
+                    if limit is not None and outcome.count >= limit:
+                        break
+                if pieces:
+                    yield b"".join(pieces)
+                if limit is not None and outcome.count >= limit:
+                    return
+
+    return outcome, blocks()
+
+
+BLOCK = 1 << 20  # bytes of output gathered before they are written
+
+
+def grep_files(paths: list[str], request: GrepRequest, fmt: str = AUTO
+               ) -> tuple[GrepOutcome, Iterator[Match]]:
+    """The same grep over log files, in this process, each line with its time: in time
+    order across several files (lines of the same second in the order of the files), in
+    its own order for one. Only matching lines are parsed, for their times; a line with
+    no time of its own takes that of the matching line before it."""
+    from logmr.files import buffers
+    from logmr.mapfn.detect import detect, parse_detected
+    from logmr.mapfn.grep import selected_line_spans
+    from logmr.mapfn.parse import parse_batch
+
+    rx = request.query.compile()
+    outcome = GrepOutcome(None, ["local"])
+    since, until = request.since, request.until
+
     def lines() -> Iterator[Match]:
-        rows: list[tuple[int, int, bytes]] = []
-        seen = 0
-        parallel = total_size(paths) >= PARALLEL_FROM
-        chunks = chunks_with_formats(paths, fmt)
-        for count, found in map_chunks(grep_file_chunk, chunks, request, fmt,
-                                       parallel=parallel):
-            rows.extend((t, seen + idx, line) for t, idx, line in found)
-            seen += count
-        rows.sort()
+        rows: list[tuple[int, int, int, bytes]] = []  # time, file, line, the line
+        for number, path in enumerate(paths):
+            found: str | None = None if fmt == AUTO else fmt
+            seq = 0
+            for buf in buffers(path):
+                if found is None:
+                    found = detect(bytes(buf[:1 << 20])).fmt
+                block = b"".join(buf[s:e] for s, e in selected_line_spans(
+                    buf, rx, request.query.invert))
+                if not block:
+                    continue
+                if not block.endswith(b"\n"):
+                    block += b"\n"
+                parsed = (parse_detected(block, found)[0] if fmt == AUTO
+                          else parse_batch(block, found))
+                for t, line in zip(parsed.ts, block.split(b"\n"), strict=False):
+                    if in_span(t, since, until):
+                        rows.append((t, number, seq, line))
+                    seq += 1
+        if len(paths) > 1:
+            rows.sort()
         if request.limit is not None:
             rows = rows[:request.limit]
         outcome.count = len(rows)
         if request.count_only:
             return
-        for t, _, line in rows:
+        for t, _, _, line in rows:
             yield Match(time=t, host="-", node="local", line=line)
 
     return outcome, lines()
-
-
-def grep_file_chunk(chunk: tuple[bytes, str], request: GrepRequest, fmt: str
-                    ) -> tuple[int, list[tuple[int, int, bytes]]]:
-    """How many lines a chunk has, and its matches as (time, line index, line)."""
-    from logmr.mapfn.detect import parse_chunk
-    from logmr.mapfn.grep import selected_spans
-
-    blob = chunk[0]
-    ts = parse_chunk(chunk, fmt).ts
-    since, until = request.since, request.until
-    found = []
-    for idx, start, end in selected_spans(blob, request.query.compile(), request.query.invert):
-        t = ts[idx]
-        if in_span(t, since, until):
-            found.append((t, idx, blob[start:end]))
-    return len(ts), found
 
 
 def follow(servers: list[Server], request: GrepRequest, *, secret: bytes | None = None,

@@ -5,49 +5,27 @@ runs them, ``admin`` reads the server's text status; ``errors`` are its own (roo
 :class:`GearmanError`). Nothing here knows what the jobs mean.
 """
 
-from logmr.gearman.admin import FunctionStatus, WorkerInfo
-from logmr.gearman.client import Client, ForegroundJob, Priority
-from logmr.gearman.connection import (
-    DEFAULT_PORT,
-    Connection,
-    Server,
-    parse_server,
-    parse_servers,
-)
-from logmr.gearman.errors import (
-    AddressError,
-    GearmanError,
-    GearmanTimeout,
-    JobFailed,
-    ProtocolError,
-    ServerUnavailable,
-)
-from logmr.gearman.protocol import MAX_UNIQUE, Decoder, Packet, T, encode
-from logmr.gearman.worker import Assignment, RetryJob, Worker
+import importlib
+from typing import Any
 
-__all__ = [
-    "DEFAULT_PORT",
-    "MAX_UNIQUE",
-    "AddressError",
-    "Assignment",
-    "Client",
-    "Connection",
-    "Decoder",
-    "ForegroundJob",
-    "FunctionStatus",
-    "GearmanError",
-    "GearmanTimeout",
-    "JobFailed",
-    "ProtocolError",
-    "ServerUnavailable",
-    "Packet",
-    "Priority",
-    "RetryJob",
-    "Server",
-    "T",
-    "WorkerInfo",
-    "Worker",
-    "encode",
-    "parse_server",
-    "parse_servers",
-]
+# each name and its module, imported on first use: a command that only needs the errors
+# (every command, for its one-line messages) does not pay for sockets and threads
+_WHERE = {
+    "FunctionStatus": "admin", "WorkerInfo": "admin",
+    "Client": "client", "ForegroundJob": "client", "Priority": "client",
+    "DEFAULT_PORT": "connection", "Connection": "connection", "Server": "connection",
+    "parse_server": "connection", "parse_servers": "connection",
+    "AddressError": "errors", "GearmanError": "errors", "GearmanTimeout": "errors",
+    "JobFailed": "errors", "ProtocolError": "errors", "ServerUnavailable": "errors",
+    "MAX_UNIQUE": "protocol", "Decoder": "protocol", "Packet": "protocol", "T": "protocol",
+    "encode": "protocol",
+    "Assignment": "worker", "RetryJob": "worker", "Worker": "worker",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

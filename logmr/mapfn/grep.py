@@ -7,13 +7,14 @@ line matches exactly when ``re.search`` would match it on its own.
 
 from __future__ import annotations
 
+import mmap
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from logmr.errors import ConfigError
-from logmr.mapfn.pattern import can_match_newline
+from logmr.mapfn.pattern import can_match_newline, literal_text
 from logmr.timeutil import in_span
 
 
@@ -108,6 +109,100 @@ def selected_spans(blob: bytes, rx: re.Pattern[bytes], invert: bool
         else:
             yield idx, start, end
         start = end + 1
+
+
+Buffer = bytes | mmap.mmap  # lines, each ending in a newline (the very last may not)
+
+
+def line_spans(buf: Buffer, rx: re.Pattern[bytes]) -> Iterator[tuple[int, int]]:
+    r"""(start, end) of each line of ``buf`` that ``rx`` matches, ``end`` past its newline
+    (or at the end of ``buf``), in order. The search runs over the whole buffer in C: a
+    plain string with ``find``, a pattern that cannot match a newline with one regex that
+    also takes the rest of the line; only matching lines cost Python work.
+
+    >>> list(line_spans(b"ab\ncd\nab ab\nx", re.compile(b"ab")))
+    [(0, 3), (6, 12)]
+    >>> list(line_spans(b"ab\ncd\nxcd", re.compile(b"c.")))
+    [(3, 6), (6, 9)]
+    """
+    size = len(buf)
+    body = size if size == 0 or buf[size - 1:size] == b"\n" else buf.rfind(b"\n") + 1
+    literal = literal_text(rx)
+    if literal == b"":  # every line
+        find, pos = buf.find, 0
+        while pos < size:
+            end = find(b"\n", pos)
+            end = size if end < 0 else end + 1
+            yield pos, end
+            pos = end
+        return
+    if literal is not None:
+        yield from _literal_spans(buf, literal, size)
+        return
+    counter = line_counter(rx)
+    if counter is None:  # the pattern may span lines: each candidate line checked alone
+        whole = buf if isinstance(buf, bytes) else bytes(buf)
+        for _, start, end in matching_spans(whole if whole.endswith(b"\n") or not whole
+                                            else whole + b"\n", rx):
+            yield start, min(end + 1, size)
+        return
+    rfind = buf.rfind
+    for m in counter.finditer(buf, 0, body):
+        yield rfind(b"\n", 0, m.start()) + 1, m.end()
+    if body < size and rx.search(buf, body, size):  # a last line with no newline
+        yield body, size
+
+
+def _literal_spans(buf: Buffer, literal: bytes, size: int) -> Iterator[tuple[int, int]]:
+    find, rfind, step = buf.find, buf.rfind, len(literal)
+    pos = 0
+    while True:
+        at = find(literal, pos)
+        if at < 0:
+            return
+        end = find(b"\n", at + step)
+        end = size if end < 0 else end + 1
+        yield rfind(b"\n", 0, at) + 1, end
+        pos = end
+
+
+def selected_line_spans(buf: Buffer, rx: re.Pattern[bytes], invert: bool
+                        ) -> Iterator[tuple[int, int]]:
+    """:func:`line_spans`, or with ``invert`` the stretches of lines between them (runs of
+    lines that do not match, each as one span)."""
+    if not invert:
+        yield from line_spans(buf, rx)
+        return
+    pos = 0
+    for start, end in line_spans(buf, rx):
+        if start > pos:
+            yield pos, start
+        pos = end
+    if pos < len(buf):
+        yield pos, len(buf)
+
+
+def count_lines(buf: Buffer, rx: re.Pattern[bytes], invert: bool = False) -> int:
+    """How many lines of ``buf`` match (or, inverted, do not)."""
+    if literal_text(rx) is None and (counter := line_counter(rx)) is not None:
+        size = len(buf)
+        body = size if size == 0 or buf[size - 1:size] == b"\n" else buf.rfind(b"\n") + 1
+        hits = len(counter.findall(buf, 0, body)) + int(
+            body < size and rx.search(buf, body, size) is not None)
+    else:
+        hits = sum(1 for _ in line_spans(buf, rx))
+    if not invert:
+        return hits
+    lines = newlines(buf) + int(len(buf) > 0 and buf[len(buf) - 1:] != b"\n")
+    return lines - hits
+
+
+def newlines(buf: Buffer) -> int:
+    """How many newlines ``buf`` holds (a mapped file counted a slice at a time)."""
+    if isinstance(buf, bytes):
+        return buf.count(b"\n")
+    step = 16 << 20
+    return sum(buf[i:i + step].count(b"\n") for i in range(0, len(buf), step))
 
 
 class GrepRecord(Protocol):

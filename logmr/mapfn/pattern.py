@@ -69,6 +69,28 @@ def can_match_newline(rx: re.Pattern[bytes]) -> bool:
     return False
 
 
+def literal_text(rx: re.Pattern[bytes]) -> bytes | None:
+    r"""The bytes ``rx`` matches when it is a plain string (no regex syntax that does
+    anything, case kept, no newline): such a pattern is searched with ``bytes.find``.
+
+    >>> [literal_text(re.compile(p)) for p in (b'" 404 ', rb"a\.b", b"a.b", b"")]
+    [b'" 404 ', b'a.b', None, b'']
+    >>> literal_text(re.compile(b"abc", re.IGNORECASE)) is None
+    True
+    """
+    if rx.flags & re.IGNORECASE:
+        return None
+    tree = _tree(rx)
+    if tree is None:
+        return None
+    out = bytearray()
+    for op, av in tree:
+        if str(op) != "LITERAL" or av == 10:
+            return None
+        out.append(av)
+    return bytes(out)
+
+
 def runs_in_linear_time(rx: re.Pattern[bytes]) -> bool:
     """True when ``rx`` has no repetition and no back-reference, so it cannot backtrack
     for ever.

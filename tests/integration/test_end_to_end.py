@@ -213,16 +213,19 @@ def test_file_mode_gives_what_the_cluster_gives(cluster: LocalCluster, tmp_path:
     def keep(out: bytes) -> list[tuple[str, str]]:
         return [(r["time"], r["line"]) for r in map(json.loads, out.splitlines())]
 
+    # the same lines (and times); a file prints them in its own order, as GNU grep does
+    # (tests/integration/test_file_grep.py), the cluster in time order
     for args in (["GET /presentations"], ["-c", "-i", "googlebot"], ["-v", "GET"],
                  ["--since", "2015-05-18T10:00:00+00:00", "--until",
-                  "2015-05-18T10:30:00+00:00", ""], ["--json", "--limit", "5", "xdotool"]):
+                  "2015-05-18T10:30:00+00:00", ""], ["--json", "xdotool"]):
         there = cluster.run("grep", *args)
         for source in (str(SEMICOMPLETE), str(packed)):
             here = logmr("grep", *args, source, servers=cluster.servers)
             assert here.returncode == there.returncode == 0
             if "--json" in args:  # node and source host differ, rightly: time and line agree
-                assert keep(here.stdout) == keep(there.stdout) and len(keep(here.stdout)) == 5
+                assert sorted(keep(here.stdout)) == sorted(keep(there.stdout))
+                assert len(keep(here.stdout)) > 5
             else:
-                assert here.stdout == there.stdout
+                assert sorted(here.stdout.splitlines()) == sorted(there.stdout.splitlines())
         piped = logmr("grep", *args, "-", stdin=SEMICOMPLETE.read_bytes())
         assert piped.stdout == here.stdout
