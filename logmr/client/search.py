@@ -134,7 +134,7 @@ def grep_file_blocks(paths: list[str], request: GrepRequest
     """File mode's grep when no time is needed (:func:`in_file_order`): the matching lines
     in blocks (each ending in a newline), in the file's order; for a count, none, and the
     count in the outcome. Whole buffers are searched in C; no line is parsed."""
-    from logmr.files import buffers
+    from logmr.files import buffers, count_in_parts
     from logmr.mapfn.grep import count_lines, newlines, selected_line_spans
 
     if not in_file_order(paths, request):
@@ -147,7 +147,8 @@ def grep_file_blocks(paths: list[str], request: GrepRequest
         for path in paths:
             for buf in buffers(path):
                 if request.count_only and limit is None:
-                    outcome.count += count_lines(buf, rx, invert)
+                    outcome.count += count_in_parts(
+                        buf, lambda b, start, stop: count_lines(b, rx, invert, start, stop))
                     continue
                 pieces: list[bytes] = []
                 held = 0

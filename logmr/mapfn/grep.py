@@ -114,55 +114,68 @@ def selected_spans(blob: bytes, rx: re.Pattern[bytes], invert: bool
 Buffer = bytes | mmap.mmap  # lines, each ending in a newline (the very last may not)
 
 
-def line_spans(buf: Buffer, rx: re.Pattern[bytes]) -> Iterator[tuple[int, int]]:
+def line_spans(buf: Buffer, rx: re.Pattern[bytes], start: int = 0, stop: int | None = None
+               ) -> Iterator[tuple[int, int]]:
     r"""(start, end) of each line of ``buf`` that ``rx`` matches, ``end`` past its newline
-    (or at the end of ``buf``), in order. The search runs over the whole buffer in C: a
-    plain string with ``find``, a pattern that cannot match a newline with one regex that
-    also takes the rest of the line; only matching lines cost Python work.
+    (or at the end of ``buf``), in order; only the lines of ``buf[start:stop]`` (both at
+    line boundaries). The search runs over the whole stretch in C: a plain string with
+    ``find``, a pattern that cannot match a newline with one regex that also takes the
+    rest of the line; only matching lines cost Python work.
 
     >>> list(line_spans(b"ab\ncd\nab ab\nx", re.compile(b"ab")))
     [(0, 3), (6, 12)]
     >>> list(line_spans(b"ab\ncd\nxcd", re.compile(b"c.")))
     [(3, 6), (6, 9)]
+    >>> list(line_spans(b"ab\ncd\nab ab\nx", re.compile(b"ab"), start=3))
+    [(6, 12)]
     """
-    size = len(buf)
-    body = size if size == 0 or buf[size - 1:size] == b"\n" else buf.rfind(b"\n") + 1
+    stop = len(buf) if stop is None else stop
+    body = _body_end(buf, start, stop)
     literal = literal_text(rx)
     if literal == b"":  # every line
-        find, pos = buf.find, 0
-        while pos < size:
-            end = find(b"\n", pos)
-            end = size if end < 0 else end + 1
+        find, pos = buf.find, start
+        while pos < stop:
+            end = find(b"\n", pos, stop)
+            end = stop if end < 0 else end + 1
             yield pos, end
             pos = end
         return
     if literal is not None:
-        yield from _literal_spans(buf, literal, size)
+        yield from _literal_spans(buf, literal, start, stop)
         return
     counter = line_counter(rx)
     if counter is None:  # the pattern may span lines: each candidate line checked alone
-        whole = buf if isinstance(buf, bytes) else bytes(buf)
-        for _, start, end in matching_spans(whole if whole.endswith(b"\n") or not whole
-                                            else whole + b"\n", rx):
-            yield start, min(end + 1, size)
+        part = bytes(buf[start:stop])
+        for _, a, b in matching_spans(part if part.endswith(b"\n") or not part
+                                      else part + b"\n", rx):
+            yield start + a, min(start + b + 1, stop)
         return
     rfind = buf.rfind
-    for m in counter.finditer(buf, 0, body):
-        yield rfind(b"\n", 0, m.start()) + 1, m.end()
-    if body < size and rx.search(buf, body, size):  # a last line with no newline
-        yield body, size
+    for m in counter.finditer(buf, start, body):
+        yield rfind(b"\n", start, m.start()) + 1 or start, m.end()
+    if body < stop and rx.search(buf, body, stop):  # a last line with no newline
+        yield body, stop
 
 
-def _literal_spans(buf: Buffer, literal: bytes, size: int) -> Iterator[tuple[int, int]]:
+def _body_end(buf: Buffer, start: int, stop: int) -> int:
+    """Where the whole lines of ``buf[start:stop]`` end (before a last one with no
+    newline)."""
+    if stop <= start or buf[stop - 1:stop] == b"\n":
+        return stop
+    return max(start, buf.rfind(b"\n", start, stop) + 1)
+
+
+def _literal_spans(buf: Buffer, literal: bytes, start: int, stop: int
+                   ) -> Iterator[tuple[int, int]]:
     find, rfind, step = buf.find, buf.rfind, len(literal)
-    pos = 0
+    pos = start
     while True:
-        at = find(literal, pos)
+        at = find(literal, pos, stop)
         if at < 0:
             return
-        end = find(b"\n", at + step)
-        end = size if end < 0 else end + 1
-        yield rfind(b"\n", 0, at) + 1, end
+        end = find(b"\n", at + step, stop)
+        end = stop if end < 0 else end + 1
+        yield rfind(b"\n", start, at) + 1 or start, end
         pos = end
 
 
@@ -182,27 +195,29 @@ def selected_line_spans(buf: Buffer, rx: re.Pattern[bytes], invert: bool
         yield pos, len(buf)
 
 
-def count_lines(buf: Buffer, rx: re.Pattern[bytes], invert: bool = False) -> int:
-    """How many lines of ``buf`` match (or, inverted, do not)."""
+def count_lines(buf: Buffer, rx: re.Pattern[bytes], invert: bool = False, start: int = 0,
+                stop: int | None = None) -> int:
+    """How many lines of ``buf[start:stop]`` match (or, inverted, do not)."""
+    stop = len(buf) if stop is None else stop
     if literal_text(rx) is None and (counter := line_counter(rx)) is not None:
-        size = len(buf)
-        body = size if size == 0 or buf[size - 1:size] == b"\n" else buf.rfind(b"\n") + 1
-        hits = len(counter.findall(buf, 0, body)) + int(
-            body < size and rx.search(buf, body, size) is not None)
+        body = _body_end(buf, start, stop)
+        hits = len(counter.findall(buf, start, body)) + int(
+            body < stop and rx.search(buf, body, stop) is not None)
     else:
-        hits = sum(1 for _ in line_spans(buf, rx))
+        hits = sum(1 for _ in line_spans(buf, rx, start, stop))
     if not invert:
         return hits
-    lines = newlines(buf) + int(len(buf) > 0 and buf[len(buf) - 1:] != b"\n")
+    lines = newlines(buf, start, stop) + int(stop > start and buf[stop - 1:stop] != b"\n")
     return lines - hits
 
 
-def newlines(buf: Buffer) -> int:
-    """How many newlines ``buf`` holds (a mapped file counted a slice at a time)."""
-    if isinstance(buf, bytes):
+def newlines(buf: Buffer, start: int = 0, stop: int | None = None) -> int:
+    """How many newlines ``buf[start:stop]`` holds (counted a slice at a time)."""
+    stop = len(buf) if stop is None else stop
+    if isinstance(buf, bytes) and start == 0 and stop == len(buf):
         return buf.count(b"\n")
     step = 16 << 20
-    return sum(buf[i:i + step].count(b"\n") for i in range(0, len(buf), step))
+    return sum(buf[i:min(i + step, stop)].count(b"\n") for i in range(start, stop, step))
 
 
 class GrepRecord(Protocol):

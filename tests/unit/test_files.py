@@ -32,3 +32,44 @@ def test_parallel_file_mode_equals_one_core(monkeypatch: pytest.MonkeyPatch,
     every_core = both()
     assert every_core == one_core
     assert len(one_core[1]) > 10_000
+
+
+def test_counts_in_forked_parts_equal_one_count(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    import re
+
+    from logmr.files import buffers, count_in_parts
+    from logmr.mapfn.grep import count_lines
+
+    monkeypatch.setattr(logmr.files, "PARALLEL_FROM", 0)  # the sample is small: cut it anyway
+    monkeypatch.setattr(logmr.files.os, "cpu_count", lambda: 5)
+    path = tmp_path / "odd.log"
+    path.write_bytes(SEMICOMPLETE.read_bytes() + b"no newline at the end GET /")
+    for pattern, invert in ((b"GET /", False), (b"GET /", True), (rb"\s200\s", False),
+                            (b"", False), (b"^66\\.249", False)):
+        rx = re.compile(pattern, re.MULTILINE)
+        for buf in buffers(str(path)):  # the file mapped whole: one buffer
+            whole = count_lines(buf, rx, invert)
+            assert count_in_parts(buf, lambda b, a, z, rx=rx, invert=invert: count_lines(
+                b, rx, invert, a, z)) == whole
+        assert whole == sum(bool(rx.search(line)) != invert
+                            for line in path.read_bytes().split(b"\n"))
+
+
+def test_a_part_whose_child_fails_is_counted_here(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    import os
+
+    from logmr.files import count_in_parts
+
+    monkeypatch.setattr(logmr.files, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(logmr.files.os, "cpu_count", lambda: 3)
+    parent = os.getpid()
+    buf = b"a\n" * 3000
+
+    def count(b: bytes, start: int, stop: int) -> int:
+        if os.getpid() != parent:
+            raise RuntimeError("a child that fails")
+        return b.count(b"a", start, stop)
+
+    assert count_in_parts(buf, count) == 3000
