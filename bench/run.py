@@ -37,6 +37,41 @@ LOGMR = [sys.executable, "-m", "logmr"]
 PATTERNS = ["GET /products", "Googlebot", '" 404 ']
 
 
+LOGS = {"visits": "genvisits.py", "simple": "genlog.py", "flood": "genflood.py",
+        "ployt0": ""}
+
+
+def repeat_log(sample: Path, lines: int, out: Path) -> None:
+    """``lines`` lines of ``sample`` repeated, each repeat's times a whole number of days
+    later than the last (past the sample's own span), so that the result is in time order
+    and no two repeats share a second."""
+    import re
+    from datetime import datetime, timedelta
+
+    stamp = re.compile(rb"\[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\]")
+    source = sample.read_bytes().splitlines(keepends=True)
+    when = [datetime.strptime(m.group(1).decode(), "%d/%b/%Y:%H:%M:%S %z")
+            for m in (stamp.search(line) for line in source) if m]
+    shift = timedelta(days=(max(when) - min(when)).days + 1)
+    memo: dict[tuple[bytes, int], bytes] = {}
+
+    def moved(m: re.Match[bytes], k: int) -> bytes:
+        key = (m.group(1), k)
+        if key not in memo:
+            t = datetime.strptime(m.group(1).decode(), "%d/%b/%Y:%H:%M:%S %z") + k * shift
+            memo[key] = b"[" + t.strftime("%d/%b/%Y:%H:%M:%S %z").encode() + b"]"
+        return memo[key]
+
+    with out.open("wb") as f:
+        written = 0
+        for k in range(lines // len(source) + 1):
+            for line in source[:lines - written]:
+                f.write(stamp.sub(lambda m, k=k: moved(m, k), line, count=1))
+            written = min(lines, written + len(source))
+            if len(memo) > 200_000:
+                memo.clear()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -244,6 +279,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5, help="runs per grep timing (best is kept)")
     ap.add_argument("--simple-log", action="store_true",
                     help="generate the simpler log of bench/genlog.py instead of visits")
+    ap.add_argument("--log", choices=sorted(LOGS), default="visits",
+                    help="the bench log: realistic visits (bench/genvisits.py), the simpler "
+                         "genlog, a flood from nearly as many clients as lines "
+                         "(bench/genflood.py), or the real ployt0 nginx log of samples/ "
+                         "repeated, a day later each time")
     ap.add_argument("--grow-to", type=int, default=5_000_000,
                     help="lines stored when memory is measured the second time (0: skip)")
     args = ap.parse_args()
@@ -255,9 +295,13 @@ def main() -> None:
     OUT.mkdir(parents=True)
     log = OUT / "access.log"
     start = int(time.time()) - 2 * 86400
-    generator = "genlog.py" if args.simple_log else "genvisits.py"
-    subprocess.run([sys.executable, str(ROOT / "bench" / generator), str(args.lines),
-                    str(log), "--start", str(start)], check=True, capture_output=True)
+    kind = "simple" if args.simple_log else args.log
+    if kind == "ployt0":
+        repeat_log(ROOT / "samples" / "nginx_combined_ployt0.log", args.lines, log)
+    else:
+        subprocess.run([sys.executable, str(ROOT / "bench" / LOGS[kind]), str(args.lines),
+                        str(log), "--start", str(start)], check=True, capture_output=True)
+    print(f"bench log: {kind}")
     size = log.stat().st_size
     print(f"log: {args.lines:,} lines, {size / 1e6:.0f} MB")
     results: dict[str, object] = {"lines": args.lines, "bytes": size}

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import click
 
 from logmr.cli.options import log_format_option, secret_option, servers_option, time_range_options
-from logmr.cli.render import warn_missing
 from logmr.client.search import (
+    GrepOutcome,
     GrepRequest,
     Match,
     follow,
@@ -21,7 +21,7 @@ from logmr.client.search import (
     grep_files,
     in_file_order,
 )
-from logmr.gearman.connection import Server
+from logmr.gearman.address import Server
 from logmr.mapfn.grep import GrepQuery
 from logmr.timeutil import format_epoch
 
@@ -104,9 +104,15 @@ def command(pattern: str, files: tuple[str, ...], log_format: str, servers: list
     if count_only:
         out.write(b"%d\n" % outcome.count)
     out.flush()
-    if not files and warn_missing(outcome.servers_down, outcome.coverage, "results are"):
+    if not files and _warn_missing(outcome):
         return 2 if outcome.count == 0 else 0
     return 0 if outcome.count else 1
+
+
+def _warn_missing(outcome: GrepOutcome) -> bool:
+    from logmr.cli.render import warn_missing  # the cluster's side only
+
+    return warn_missing(outcome.servers_down, outcome.coverage, "results are")
 
 
 def _highlight(m: re.Match[bytes]) -> bytes:

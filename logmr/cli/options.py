@@ -8,20 +8,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from logmr.errors import ConfigError
+from logmr.gearman.address import parse_servers
 from logmr.gearman.errors import AddressError
 from logmr.mapfn.parse import AUTO, check_format
 from logmr.timeutil import parse_when
 
 if TYPE_CHECKING:
-    from logmr.gearman.connection import Server
+    from logmr.gearman.address import Server
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_SERVERS = "127.0.0.1:4730"
 
 
 def _servers(ctx: click.Context, param: click.Parameter, value: str) -> list[Server]:
-    from logmr.gearman.connection import parse_servers  # sockets: only for who asks
-
     try:
         return parse_servers(value)
     except (AddressError, ValueError) as exc:

@@ -9,7 +9,7 @@ import click
 
 from logmr.cli.options import log_format_option, secret_option, servers_option, time_range_options
 from logmr.client.reparse import ReparseResult, reparse
-from logmr.gearman.connection import Server
+from logmr.gearman.address import Server
 
 
 @click.command("reparse")

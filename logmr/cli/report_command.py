@@ -10,7 +10,7 @@ import click
 from logmr.cli.options import log_format_option, secret_option, servers_option, time_range_options
 from logmr.client.report import filters_from_options, spec_from_options
 from logmr.errors import ConfigError
-from logmr.gearman.connection import Server
+from logmr.gearman.address import Server
 from logmr.mapfn.spec import MAX_LIMIT, check_networks
 
 FLAGS = {

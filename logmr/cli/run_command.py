@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from logmr.cli.options import log_format_option, secret_option, servers_option, time_range_options
-from logmr.gearman.connection import Server
+from logmr.gearman.address import Server
 
 
 @click.command("run")

@@ -12,7 +12,7 @@ import click
 
 from logmr import heap
 from logmr.cli.options import log_format_option, secret_option, servers_option
-from logmr.gearman.connection import Server
+from logmr.gearman.address import Server
 from logmr.ship.batcher import BatchLimits
 from logmr.ship.shipper import ShipOptions, Shipper
 from logmr.ship.spool import default_spool_dir

@@ -10,7 +10,7 @@ import click
 
 from logmr.cli.options import secret_option, servers_option
 from logmr.client.status import ClusterStatus, cluster_status
-from logmr.gearman.connection import Server
+from logmr.gearman.address import Server
 from logmr.timeutil import format_epoch
 
 

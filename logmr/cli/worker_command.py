@@ -13,7 +13,7 @@ import click
 from logmr import heap
 from logmr.cli.options import log_format_option, secret_option, servers_option
 from logmr.errors import ConfigError
-from logmr.gearman.connection import Server
+from logmr.gearman.address import Server
 from logmr.jobs import load_jobs_dir
 from logmr.mapfn.parse import check_format
 from logmr.store import mapjobs

@@ -12,8 +12,8 @@ from logmr.timeutil import in_span
 
 if TYPE_CHECKING:  # the cluster's side is imported where it is used: file mode needs none
     from logmr.client.plan import Coverage, Reader
+    from logmr.gearman.address import Server
     from logmr.gearman.client import Client
-    from logmr.gearman.connection import Server
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from typing import Any
 _WHERE = {
     "FunctionStatus": "admin", "WorkerInfo": "admin",
     "Client": "client", "ForegroundJob": "client", "Priority": "client",
-    "DEFAULT_PORT": "connection", "Connection": "connection", "Server": "connection",
-    "parse_server": "connection", "parse_servers": "connection",
+    "DEFAULT_PORT": "address", "Connection": "connection", "Server": "address",
+    "parse_server": "address", "parse_servers": "address",
     "AddressError": "errors", "GearmanError": "errors", "GearmanTimeout": "errors",
     "JobFailed": "errors", "ProtocolError": "errors", "ServerUnavailable": "errors",
     "MAX_UNIQUE": "protocol", "Decoder": "protocol", "Packet": "protocol", "T": "protocol",

@@ -1,4 +1,5 @@
-"""Job server addresses and one blocking binary-protocol connection to a job server."""
+"""One blocking binary-protocol connection to a job server (addresses: :mod:`address`,
+re-exported here)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ import os
 import socket
 import time
 from collections import deque
-from dataclasses import dataclass
 from types import TracebackType
 
+from logmr.gearman.address import DEFAULT_PORT, Server, parse_server, parse_servers
 from logmr.gearman.errors import (
-    AddressError,
     GearmanError,
     GearmanTimeout,
     ProtocolError,
@@ -21,60 +21,9 @@ from logmr.gearman.errors import (
 from logmr.gearman.protocol import REQ, Decoder, Packet, T, encode
 
 log = logging.getLogger(__name__)
+__all__ = ["DEFAULT_PORT", "Connection", "Server", "parse_server", "parse_servers"]
 
-DEFAULT_PORT = 4730
 RECV_SIZE = 256 * 1024
-
-
-@dataclass(frozen=True, order=True)
-class Server:
-    """The address of one job server."""
-
-    host: str
-    port: int = DEFAULT_PORT
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-
-def _parse_port(text: str, item: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise AddressError(f"bad port in job server {item!r}: use HOST:PORT, PORT 1-65535")
-    return int(text)
-
-
-def parse_server(item: str) -> Server:
-    """Parse ``host``, ``host:port``, ``[v6]``, ``[v6]:port`` (or a bare IPv6 address)."""
-    item = item.strip()
-    if item.startswith("["):
-        host, sep, rest = item[1:].partition("]")
-        if not sep or not host or (rest and not rest.startswith(":")):
-            raise AddressError(f"bad job server {item!r}: write an IPv6 address as [ADDR]:PORT")
-        port = _parse_port(rest[1:], item) if rest else DEFAULT_PORT
-        return Server(host, port)
-    if item.count(":") > 1:
-        return Server(item)
-    host, sep, port_text = item.partition(":")
-    if not host:
-        raise AddressError(f"bad job server {item!r}: a host name is missing")
-    return Server(host, _parse_port(port_text, item) if sep else DEFAULT_PORT)
-
-
-def parse_servers(text: str) -> list[Server]:
-    """Parse a comma-separated server list such as ``"h1:4730,h2,[::1]:4731"``.
-
-    Duplicates are dropped, order is kept; an empty list is a :class:`AddressError`.
-    """
-    servers: list[Server] = []
-    for item in text.split(","):
-        if item.strip():
-            server = parse_server(item)
-            if server not in servers:
-                servers.append(server)
-    if not servers:
-        raise AddressError(f"no job server in {text!r}: give HOST:PORT[,HOST:PORT...]")
-    return servers
 
 
 def _reason(exc: OSError) -> str:
