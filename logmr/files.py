@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import stat
@@ -62,16 +63,7 @@ def count_in_parts(buf: Any, count: Callable[[Any, int, int], int]) -> int:
     part per core, the parts after the first counted by forked children (the buffer is a
     mapped file: they share it, nothing is copied). A part whose child fails is counted
     here."""
-    size = len(buf)
-    cores = min(os.cpu_count() or 1, 8)
-    if size < PARALLEL_FROM or cores < 2 or not hasattr(os, "fork"):
-        return count(buf, 0, size)
-    bounds = [0]
-    for i in range(1, cores):
-        cut = buf.find(b"\n", max(bounds[-1], size * i // cores))
-        bounds.append(size if cut < 0 else cut + 1)
-    bounds.append(size)
-    parts = list(zip(bounds, bounds[1:], strict=False))
+    parts = parts_of(buf)
     children = []
     for start, stop in parts[1:]:
         read_end, write_end = os.pipe()
@@ -93,6 +85,61 @@ def count_in_parts(buf: Any, count: Callable[[Any, int, int], int]) -> int:
         _, status = os.waitpid(pid, 0)
         total += int(got) if status == 0 and got else count(buf, start, stop)
     return total
+
+
+def parts_of(buf: Any) -> list[tuple[int, int]]:
+    """A large buffer cut at newlines into one part per core (one part if it is small,
+    or the machine has one core)."""
+    size = len(buf)
+    cores = min(os.cpu_count() or 1, 8)
+    if size < PARALLEL_FROM or cores < 2 or not hasattr(os, "fork"):
+        return [(0, size)]
+    bounds = [0]
+    for i in range(1, cores):
+        cut = buf.find(b"\n", max(bounds[-1], size * i // cores))
+        bounds.append(size if cut < 0 else cut + 1)
+    bounds.append(size)
+    return list(zip(bounds, bounds[1:], strict=False))
+
+
+def output_in_parts(buf: Any, produce: Callable[[Any, int, int], Iterator[bytes]]
+                    ) -> Iterator[bytes]:
+    """What ``produce(buf, start, stop)`` yields over the parts of a large buffer, in
+    order: the first part here, the others in forked children meanwhile, each writing to
+    an unnamed temporary file that is read back once this part is out (a part whose child
+    fails is produced here)."""
+    import tempfile
+
+    parts = parts_of(buf)
+    children = []
+    for start, stop in parts[1:]:
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+        pid = os.fork()
+        if pid == 0:  # the child: produce its part into the file, leave at once
+            code = 1
+            try:
+                for block in produce(buf, start, stop):
+                    spool.write(block)
+                spool.flush()
+                code = 0
+            finally:
+                os._exit(code)
+        children.append((pid, spool, start, stop))
+    try:
+        yield from produce(buf, *parts[0])
+        for pid, spool, start, stop in children:
+            _, status = os.waitpid(pid, 0)
+            if status != 0:
+                yield from produce(buf, start, stop)
+                continue
+            spool.seek(0)
+            while block := spool.read(CHUNK):
+                yield block
+    finally:
+        for pid, spool, _, _ in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            spool.close()
 
 
 def _read(stream: Any, path: str) -> bytes:

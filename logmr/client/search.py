@@ -134,7 +134,7 @@ def grep_file_blocks(paths: list[str], request: GrepRequest
     """File mode's grep when no time is needed (:func:`in_file_order`): the matching lines
     in blocks (each ending in a newline), in the file's order; for a count, none, and the
     count in the outcome. Whole buffers are searched in C; no line is parsed."""
-    from logmr.files import buffers, count_in_parts
+    from logmr.files import buffers, count_in_parts, output_in_parts
     from logmr.mapfn.grep import count_lines, newlines, selected_line_spans
 
     if not in_file_order(paths, request):
@@ -143,12 +143,31 @@ def grep_file_blocks(paths: list[str], request: GrepRequest
     invert, limit = request.query.invert, request.limit
     outcome = GrepOutcome(None, ["local"])
 
+    def produce(buf: Any, start: int, stop: int) -> Iterator[bytes]:
+        """The matching lines of ``buf[start:stop]``, in blocks."""
+        pieces: list[bytes] = []
+        held = 0
+        for a, b in selected_line_spans(buf, rx, invert, start, stop):
+            piece = buf[a:b]
+            pieces.append(piece if piece.endswith(b"\n") else piece + b"\n")
+            held += b - a
+            if held >= BLOCK:
+                yield b"".join(pieces)
+                pieces, held = [], 0
+        if pieces:
+            yield b"".join(pieces)
+
     def blocks() -> Iterator[bytes]:
         for path in paths:
             for buf in buffers(path):
                 if request.count_only and limit is None:
                     outcome.count += count_in_parts(
                         buf, lambda b, start, stop: count_lines(b, rx, invert, start, stop))
+                    continue
+                if limit is None and not request.count_only:  # every core, in order
+                    for block in output_in_parts(buf, produce):
+                        outcome.count += newlines(block)
+                        yield block
                     continue
                 pieces: list[bytes] = []
                 held = 0

@@ -179,20 +179,21 @@ def _literal_spans(buf: Buffer, literal: bytes, start: int, stop: int
         pos = end
 
 
-def selected_line_spans(buf: Buffer, rx: re.Pattern[bytes], invert: bool
-                        ) -> Iterator[tuple[int, int]]:
+def selected_line_spans(buf: Buffer, rx: re.Pattern[bytes], invert: bool, start: int = 0,
+                        stop: int | None = None) -> Iterator[tuple[int, int]]:
     """:func:`line_spans`, or with ``invert`` the stretches of lines between them (runs of
     lines that do not match, each as one span)."""
+    stop = len(buf) if stop is None else stop
     if not invert:
-        yield from line_spans(buf, rx)
+        yield from line_spans(buf, rx, start, stop)
         return
-    pos = 0
-    for start, end in line_spans(buf, rx):
-        if start > pos:
-            yield pos, start
-        pos = end
-    if pos < len(buf):
-        yield pos, len(buf)
+    pos = start
+    for a, b in line_spans(buf, rx, start, stop):
+        if a > pos:
+            yield pos, a
+        pos = b
+    if pos < stop:
+        yield pos, stop
 
 
 def count_lines(buf: Buffer, rx: re.Pattern[bytes], invert: bool = False, start: int = 0,

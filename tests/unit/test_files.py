@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,50 @@ def test_a_part_whose_child_fails_is_counted_here(monkeypatch: pytest.MonkeyPatc
         return b.count(b"a", start, stop)
 
     assert count_in_parts(buf, count) == 3000
+
+
+@pytest.mark.parametrize("args", [["GET /"], ["-v", "GET /"], [r"\s304\s"], [""],
+                                  ["-c", "GET /"]])
+def test_grep_on_every_core_prints_what_gnu_grep_prints(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path,
+                                                        args: list[str]) -> None:
+    import re
+    import subprocess
+
+    monkeypatch.setattr(logmr.files, "PARALLEL_FROM", 0)  # cut the small sample anyway
+    monkeypatch.setattr(logmr.files.os, "cpu_count", lambda: 4)
+    path = tmp_path / "odd.log"
+    path.write_bytes(SEMICOMPLETE.read_bytes() + b"no newline at the end GET /")
+    from logmr.client.search import grep_file_blocks
+
+    pattern = args[-1]
+    request = GrepRequest(GrepQuery(pattern.encode(), invert="-v" in args),
+                          count_only="-c" in args)
+    outcome, blocks = grep_file_blocks([str(path)], request)
+    got = b"".join(blocks)
+    flags = list(args[:-1]) + (["-P"] if re.escape(pattern) != pattern else ["-F"])
+    gnu = subprocess.run(["grep", "-a", *flags, "--", pattern, str(path)],
+                         capture_output=True, check=False).stdout
+    if "-c" in args:
+        assert b"%d\n" % outcome.count == gnu
+    else:
+        assert got == gnu
+        assert outcome.count == gnu.count(b"\n")
+
+
+def test_a_part_whose_child_fails_is_printed_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from logmr.files import output_in_parts
+
+    monkeypatch.setattr(logmr.files, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(logmr.files.os, "cpu_count", lambda: 3)
+    parent = os.getpid()
+    buf = b"".join(b"%d\n" % i for i in range(3000))
+
+    def produce(b: bytes, start: int, stop: int) -> Iterator[bytes]:
+        if os.getpid() != parent and start > len(b) // 2:
+            raise RuntimeError("a child that fails")
+        yield b[start:stop]
+
+    assert b"".join(output_in_parts(buf, produce)) == buf
