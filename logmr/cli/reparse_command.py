@@ -59,7 +59,7 @@ def command(servers: list[Server], secret: bytes | None, log_format: str,
     else:
         _print(result, no_wait)
     for name, reason in result.failed.items():
-        sys.stderr.write(f"logmr: node {name}: the re-parse did not finish ({reason}); run "
+        sys.stderr.write(f"logmr: node {name} did not finish the re-parse: {reason}; run "
                          "the same command again to resume it\n")
     for server, reason in result.servers_down.items():
         sys.stderr.write(f"logmr: job server {server} did not answer ({reason}): nodes "
