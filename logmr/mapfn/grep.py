@@ -200,7 +200,10 @@ def count_lines(buf: Buffer, rx: re.Pattern[bytes], invert: bool = False, start:
                 stop: int | None = None) -> int:
     """How many lines of ``buf[start:stop]`` match (or, inverted, do not)."""
     stop = len(buf) if stop is None else stop
-    if literal_text(rx) is None and (counter := line_counter(rx)) is not None:
+    literal = literal_text(rx)
+    if literal:
+        hits = _count_literal(buf, literal, start, stop)
+    elif literal is None and (counter := line_counter(rx)) is not None:
         body = _body_end(buf, start, stop)
         hits = len(counter.findall(buf, start, body)) + int(
             body < stop and rx.search(buf, body, stop) is not None)
@@ -210,6 +213,18 @@ def count_lines(buf: Buffer, rx: re.Pattern[bytes], invert: bool = False, start:
         return hits
     lines = newlines(buf, start, stop) + int(stop > start and buf[stop - 1:stop] != b"\n")
     return lines - hits
+
+
+def _count_literal(buf: Buffer, literal: bytes, start: int, stop: int) -> int:
+    """Lines of ``buf[start:stop]`` holding ``literal`` (no newline in it): find it, skip
+    to the next line, again."""
+    find, step, hits, pos = buf.find, len(literal), 0, start
+    while (at := find(literal, pos, stop)) >= 0:
+        hits += 1
+        pos = find(b"\n", at + step, stop) + 1
+        if pos == 0:
+            break
+    return hits
 
 
 def newlines(buf: Buffer, start: int = 0, stop: int | None = None) -> int:
