@@ -197,15 +197,11 @@ class NodeStore:
                 continue
             if not name.endswith(SEGMENT_SUFFIX):
                 continue
-            hour_gen = name[: -len(SEGMENT_SUFFIX)].split(".")
-            try:
-                hour, gen = int(hour_gen[0]), int(hour_gen[1]) if len(hour_gen) == 2 else 0
-            except ValueError:
+            hour_gen = name[: -len(SEGMENT_SUFFIX)].split(".")  # HOUR or HOUR.GENERATION
+            if len(hour_gen) > 2 or not all(part.isdigit() for part in hour_gen):
                 log.warning("ignoring %s: not a segment name", name)
                 continue
-            if len(hour_gen) > 2 or gen < 0:
-                log.warning("ignoring %s: not a segment name", name)
-                continue
+            hour, gen = int(hour_gen[0]), int(hour_gen[1]) if len(hour_gen) == 2 else 0
             found.setdefault(hour, {})[gen] = name
         for hour, gens in sorted(found.items()):
             gen = max(gens)
@@ -736,7 +732,8 @@ class NodeStore:
 @dataclass
 class Snapshot:
     """A node's records as they were listed (sent to a map job's process, which reads them
-    from the segments: they are only ever appended to), read like the node's store."""
+    from the segments: those are appended to, and one replaced by a re-parse stays until
+    the job ends, see :meth:`NodeStore.reading`), read like the node's store."""
 
     epoch: str
     hours: list[tuple[int, list[tuple[Location, RecordMeta, int, bool]]]]
@@ -788,50 +785,56 @@ class Rewritten:
 _DISK = Snapshot("", [])  # reads records from their segment, keeping nothing
 
 
+class _Once:
+    """Reads one record's parts from its segment, each once: a rewrite reads the lines
+    to derive the columns, then to write them."""
+
+    def __init__(self) -> None:
+        self._parts: dict[int, bytes | array[int]] = {}
+
+    def cached(self, record: Record, part: int) -> bytes | array[int]:
+        if part not in self._parts:
+            self._parts[part] = _DISK.cached(record, part)
+        return self._parts[part]
+
+
 class _Rewrite:
     """A segment being written aside: records as they were, or derived again."""
 
     def __init__(self, tmp: str) -> None:
         self.tmp = tmp
-        self._fd: int | None = private.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        self.size = 0
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # what a rewrite that failed here left: the file starts empty
+        self._out = SegmentWriter(tmp)
+        self._committed = False
         self.metas: list[tuple[int, bytes, RecordMeta]] = []  # offset, header + meta, meta
         self.changed = self.lines_changed = self.unparsed_before = self.unparsed_after = 0
 
     def add(self, entries: Sequence[tuple[Location, RecordMeta]],
             derive: Callable[[Record], Rederived | None]) -> None:
         for loc, meta in entries:
-            d = derive(Record(_DISK, loc, meta))
+            record = Record(_Once(), loc, meta)
+            d = derive(record)
             if d is None:
                 raw, new = segment.read_record(loc), meta
             else:
-                lines = segment.decode_lines(loc, meta)
                 raw, new = segment.encode_record(
                     {"batch_id": meta.batch_id, "part": meta.part, "parts": meta.parts,
                      "lines": meta.lines, "t0": min(d.ts), "t1": max(d.ts), "host": meta.host,
-                     "unparsed": d.unparsed, "fmt": d.fmt}, lines, d.columns, d.ts)
+                     "unparsed": d.unparsed, "fmt": d.fmt}, record.lines(), d.columns, d.ts)
                 self.changed += 1
                 self.lines_changed += meta.lines
                 self.unparsed_before += meta.unparsed
                 self.unparsed_after += d.unparsed
             meta_len = segment.HEADER.unpack_from(raw)[1]
-            self.metas.append((self.size, raw[:segment.HEADER.size + meta_len], new))
-            self._write(raw)
-
-    def _write(self, data: bytes) -> None:
-        assert self._fd is not None
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view):]
-        self.size += len(data)
+            self.metas.append((self._out.append(raw), raw[:segment.HEADER.size + meta_len],
+                               new))
 
     def commit(self, path: str) -> None:
         """Make the new segment durable and put it in place of the old."""
-        assert self._fd is not None
-        os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = None
+        self._out.close()  # synced first
         os.rename(self.tmp, path)
+        self._committed = True
 
     def placed(self, path: str) -> list[tuple[Location, RecordMeta]]:
         """The index entries of the committed segment at ``path``."""
@@ -839,9 +842,8 @@ class _Rewrite:
 
     def discard(self) -> None:
         """Remove the file written aside, unless committed."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if not self._committed:
+            self._out.abandon()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.tmp)
 
