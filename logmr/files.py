@@ -58,35 +58,6 @@ def buffers(path: str) -> Iterator[bytes | mmap.mmap]:
     yield from read_chunks([path])
 
 
-def count_in_parts(buf: Any, count: Callable[[Any, int, int], int]) -> int:
-    """``count(buf, start, stop)`` added up over a large buffer cut at newlines into one
-    part per core, the parts after the first counted by forked children (the buffer is a
-    mapped file: they share it, nothing is copied). A part whose child fails is counted
-    here."""
-    parts = parts_of(buf)
-    children = []
-    for start, stop in parts[1:]:
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: count, answer, leave at once
-            code = 1
-            try:
-                os.close(read_end)
-                os.write(write_end, b"%d" % count(buf, start, stop))
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write_end)
-        children.append((pid, read_end, start, stop))
-    total = count(buf, *parts[0])
-    for pid, read_end, start, stop in children:
-        with os.fdopen(read_end, "rb") as answer:
-            got = answer.read()
-        _, status = os.waitpid(pid, 0)
-        total += int(got) if status == 0 and got else count(buf, start, stop)
-    return total
-
-
 def parts_of(buf: Any) -> list[tuple[int, int]]:
     """A large buffer cut at newlines into one part per core (one part if it is small,
     or the machine has one core)."""
@@ -140,6 +111,14 @@ def output_in_parts(buf: Any, produce: Callable[[Any, int, int], Iterator[bytes]
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
             spool.close()
+
+
+def count_in_parts(buf: Any, count: Callable[[Any, int, int], int]) -> int:
+    """``count(buf, start, stop)`` added up over the parts of a large buffer, counted as
+    :func:`output_in_parts` produces them (the parts after the first in forked
+    children)."""
+    return sum(int(answer) for answer in output_in_parts(
+        buf, lambda b, start, stop: iter((b"%d" % count(b, start, stop),))))
 
 
 def _read(stream: Any, path: str) -> bytes:

@@ -135,7 +135,7 @@ def grep_file_blocks(paths: list[str], request: GrepRequest
     in blocks (each ending in a newline), in the file's order; for a count, none, and the
     count in the outcome. Whole buffers are searched in C; no line is parsed."""
     from logmr.files import buffers, count_in_parts, output_in_parts
-    from logmr.mapfn.grep import count_lines, newlines, selected_line_spans
+    from logmr.mapfn.grep import count_lines, newlines
 
     if not in_file_order(paths, request):
         raise ValueError("grep_file_blocks reads no time: use grep_files")
@@ -144,60 +144,57 @@ def grep_file_blocks(paths: list[str], request: GrepRequest
     outcome = GrepOutcome(None, ["local"])
 
     def produce(buf: Any, start: int, stop: int) -> Iterator[bytes]:
-        """The matching lines of ``buf[start:stop]``, in blocks."""
-        pieces: list[bytes] = []
-        held = 0
-        for a, b in selected_line_spans(buf, rx, invert, start, stop):
-            piece = buf[a:b]
-            pieces.append(piece if piece.endswith(b"\n") else piece + b"\n")
-            held += b - a
-            if held >= BLOCK:
-                yield b"".join(pieces)
-                pieces, held = [], 0
-        if pieces:
-            yield b"".join(pieces)
+        return _matching_blocks(buf, rx, invert, start, stop)
 
     def blocks() -> Iterator[bytes]:
         for path in paths:
             for buf in buffers(path):
-                if request.count_only and limit is None:
-                    outcome.count += count_in_parts(
-                        buf, lambda b, start, stop: count_lines(b, rx, invert, start, stop))
-                    continue
-                if limit is None and not request.count_only:  # every core, in order
+                if limit is None:  # every core, in order
+                    if request.count_only:
+                        outcome.count += count_in_parts(
+                            buf, lambda b, start, stop: count_lines(b, rx, invert, start,
+                                                                    stop))
+                        continue
                     for block in output_in_parts(buf, produce):
                         outcome.count += newlines(block)
                         yield block
                     continue
-                pieces: list[bytes] = []
-                held = 0
-                for start, end in selected_line_spans(buf, rx, invert):
-                    piece = buf[start:end]
-                    lines = newlines(piece) if invert else 1
-                    if not piece.endswith(b"\n"):
-                        piece, lines = piece + b"\n", lines + 1
-                    if limit is not None and outcome.count + lines > limit:
-                        piece = b"".join(piece.splitlines(keepends=True)[
+                # a line at a time, to stop at the limit
+                for block in _matching_blocks(buf, rx, invert, 0, len(buf), size=1):
+                    lines = newlines(block)
+                    if outcome.count + lines > limit:
+                        block = b"".join(block.splitlines(keepends=True)[
                             :limit - outcome.count])
                         lines = limit - outcome.count
                     outcome.count += lines
                     if not request.count_only:
-                        pieces.append(piece)
-                        held += len(piece)
-                        if held >= BLOCK:
-                            yield b"".join(pieces)
-                            pieces, held = [], 0
-                    if limit is not None and outcome.count >= limit:
-                        break
-                if pieces:
-                    yield b"".join(pieces)
-                if limit is not None and outcome.count >= limit:
-                    return
+                        yield block
+                    if outcome.count >= limit:
+                        return
 
     return outcome, blocks()
 
 
 BLOCK = 1 << 20  # bytes of output gathered before they are written
+
+
+def _matching_blocks(buf: Any, rx: Any, invert: bool, start: int = 0,
+                     stop: int | None = None, size: int = BLOCK) -> Iterator[bytes]:
+    """The matching lines of ``buf[start:stop]`` (with ``invert``, the others), each
+    ending in a newline, gathered in blocks of about ``size`` bytes."""
+    from logmr.mapfn.grep import selected_line_spans
+
+    pieces: list[bytes] = []
+    held = 0
+    for a, b in selected_line_spans(buf, rx, invert, start, stop):
+        piece = buf[a:b]
+        pieces.append(piece if piece.endswith(b"\n") else piece + b"\n")
+        held += b - a
+        if held >= size:
+            yield b"".join(pieces)
+            pieces, held = [], 0
+    if pieces:
+        yield b"".join(pieces)
 
 
 def grep_files(paths: list[str], request: GrepRequest, fmt: str = AUTO
@@ -208,7 +205,6 @@ def grep_files(paths: list[str], request: GrepRequest, fmt: str = AUTO
     no time of its own takes that of the matching line before it."""
     from logmr.files import buffers
     from logmr.mapfn.detect import detect, parse_detected
-    from logmr.mapfn.grep import selected_line_spans
     from logmr.mapfn.parse import parse_batch
 
     rx = request.query.compile()
@@ -223,12 +219,9 @@ def grep_files(paths: list[str], request: GrepRequest, fmt: str = AUTO
             for buf in buffers(path):
                 if found is None:
                     found = detect(bytes(buf[:1 << 20])).fmt
-                block = b"".join(buf[s:e] for s, e in selected_line_spans(
-                    buf, rx, request.query.invert))
+                block = b"".join(_matching_blocks(buf, rx, request.query.invert))
                 if not block:
                     continue
-                if not block.endswith(b"\n"):
-                    block += b"\n"
                 parsed = (parse_detected(block, found)[0] if fmt == AUTO
                           else parse_batch(block, found))
                 for t, line in zip(parsed.ts, block.split(b"\n"), strict=False):

@@ -11,6 +11,7 @@ import mmap
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol, TypeVar
 
 from logmr.errors import ConfigError
@@ -70,27 +71,14 @@ def matching_spans(blob: bytes, rx: re.Pattern[bytes]) -> Iterator[tuple[int, in
         pos = end + 1
 
 
+@lru_cache(maxsize=64)
 def line_counter(rx: re.Pattern[bytes]) -> re.Pattern[bytes] | None:
     """For a pattern that cannot match a newline, a regex with one match per matching line
-    (the pattern, then the rest of its line), so ``len(findall)`` counts lines in C."""
+    (the pattern, then the rest of its line), so ``len(findall)`` counts lines in C (worked
+    out once per pattern: every record of a query asks)."""
     if can_match_newline(rx):
         return None
     return re.compile(rb"(?:" + rx.pattern + rb")[^\n]*\n", rx.flags)
-
-
-def count_matching(blob: bytes, rx: re.Pattern[bytes], invert: bool = False,
-                   counter: re.Pattern[bytes] | None = None) -> int:
-    """How many lines of ``blob`` match (or, inverted, do not).
-
-    >>> count_matching(b"ab ab\\nx\\nab\\n", re.compile(b"ab"), counter=line_counter(
-    ...     re.compile(b"ab")))
-    2
-    """
-    if counter is not None:
-        hits = len(counter.findall(blob))
-    else:
-        hits = sum(1 for _ in matching_spans(blob, rx))
-    return blob.count(b"\n") - hits if invert else hits
 
 
 def selected_spans(blob: bytes, rx: re.Pattern[bytes], invert: bool
@@ -278,9 +266,8 @@ R = TypeVar("R", bound=GrepRecord)
 def count_records(records: Iterable[R], rx: re.Pattern[bytes], invert: bool,
                   since: int | None, until: int | None) -> Iterator[tuple[R, int]]:
     """How many lines of each record match, reading times only where the range needs it."""
-    counter = line_counter(rx)
     for rec in records:
         if in_span(rec.t0, since, until) and in_span(rec.t1, since, until):
-            yield rec, count_matching(rec.lines(), rx, invert, counter)
+            yield rec, count_lines(rec.lines(), rx, invert)
         else:
             yield rec, len(grep_hour([rec], rx, invert, since, until))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 _NEWLINE_CATEGORIES = {"CATEGORY_SPACE", "CATEGORY_NOT_DIGIT", "CATEGORY_NOT_WORD",
@@ -69,6 +70,7 @@ def can_match_newline(rx: re.Pattern[bytes]) -> bool:
     return False
 
 
+@lru_cache(maxsize=64)
 def literal_text(rx: re.Pattern[bytes]) -> bytes | None:
     r"""The bytes ``rx`` matches when it is a plain string (no regex syntax that does
     anything, case kept, no newline): such a pattern is searched with ``bytes.find``.
