@@ -35,7 +35,7 @@ def prepared(frame: pl.DataFrame, spec: ReportSpec,
     what every report path runs before it aggregates."""
     if spec.client_ip == "xff":
         frame = with_client_ip(frame, spec.trusted_proxies)
-    return apply_filters(complete(frame), spec.filters, is_bot)
+    return apply_filters(frame, spec.filters, is_bot)
 
 
 def apply_filters(frame: pl.DataFrame, filters: Filters,

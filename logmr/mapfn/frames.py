@@ -4,7 +4,7 @@ A frame has one row per parsed line (unparsed lines only count in the summary) w
 columns reports need: ``ts``, ``host``, ``day`` (the date as logged, dd/Mon/yyyy), ``ua``,
 ``url``, ``status``, ``bytes``, ``referer``, ``method``, ``vhost`` and ``user`` (%u; empty
 when the format has none), ``dur`` (the time taken in microseconds, from %D or %T; null
-when not logged), ``xff`` (X-Forwarded-For as logged; empty when not), ``line`` (the
+when not logged), ``xff`` (X-Forwarded-For as logged; null when not), ``line`` (the
 line's index in its record, for --grep), and the visitor hashes ``vh`` and ``vk`` (see
 :func:`visitor_columns`; :func:`with_client_ip` takes the client from ``xff``). Strings
 stay bytes (polars Binary): log lines are never decoded on the query path.

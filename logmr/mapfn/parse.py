@@ -57,8 +57,7 @@ _SIMPLE: dict[str, tuple[str, bytes | None]] = {
 _HEADER_NAMES = {"referer": "referer", "user-agent": "user_agent",
                  "x-forwarded-for": "forwarded_for", "host": "vhost"}  # Host: the vhost
 _DIRECTIVE = re.compile(r"%([<>]?)(?:!?\d+(?:,\d+)*)?(?:\{([^}]*)\})?([<>]?)([a-zA-Z%])")
-INT_COLUMNS = ("status", "bytes", "bytes_in", "bytes_out", "bytes_total", "duration_us",
-               "port")
+INT_COLUMNS = ("status", "bytes", "bytes_in", "bytes_out", "bytes_total", "port")
 # %T's units (%{ms}T...), each a column until read as microseconds into duration_us; %T
 # also takes a fraction (nginx's $request_time, 0.123, logged where Apache logs %T)
 _DURATIONS = {"us": ("duration_us", 1), "ms": ("duration_ms", 1000),
@@ -201,8 +200,10 @@ def _durations(columns: dict[str, Any]) -> None:
     found = [(name, factor) for name, factor in _DURATIONS.values() if name in columns]
     if not found:
         return
-    values: list[bytes] = [columns.pop(name) for name, _ in found][0]
-    factor = found[0][1]
+    (name, factor), *coarser = found
+    values: list[bytes] = columns.pop(name)
+    for other, _ in coarser:
+        del columns[other]
     memo: dict[bytes, int] = {}
     out = []
     for v in values:
@@ -268,7 +269,7 @@ def parse_batch(blob: bytes, fmt: str, clock: ClfClock | None = None,
     stamps = _stamps(columns.get("time"), rows, parsed, clock)  # type: ignore[arg-type]
     _durations(columns)
     for name in INT_COLUMNS:
-        if name in columns and name != "duration_us":
+        if name in columns:
             columns[name] = _to_int(columns[name])  # type: ignore[arg-type]
     if "bytes" not in columns and "bytes_out" in columns:  # %O alone: the bandwidth there
         columns["bytes"] = columns["bytes_out"]
