@@ -34,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 LOGMR = [sys.executable, "-m", "logmr"]
+PLOYT0 = ROOT / "samples" / "nginx_combined_ployt0.log"
 PATTERNS = ["GET /products", "Googlebot", '" 404 ']
 
 
@@ -87,14 +88,31 @@ def timed(cmd: list[str], **kw: object) -> tuple[float, subprocess.CompletedProc
 def best_of(n: int, cmd: list[str], env: dict[str, str] | None = None
             ) -> tuple[float, float, bytes]:
     """Best and first time of n runs, and the output."""
-    times, last = [], b""
+    best, first, last, _ = measured(n, cmd, env)
+    return best, first, last
+
+
+def measured(n: int, cmd: list[str], env: dict[str, str] | None = None
+             ) -> tuple[float, float, bytes, float]:
+    """Best and first time of n runs, the output, and the peak RSS (MiB) of any run (the
+    kernel's count for that child alone, from wait4)."""
+    import tempfile
+
+    times, last, peak = [], b"", 0.0
     for _ in range(n):
-        took, out = timed(cmd, env=env)
-        if out.returncode not in (0, 1):
-            sys.exit(f"bench: {' '.join(cmd)} failed: {out.stderr.decode()[-500:]}")
-        times.append(took)
-        last = out.stdout
-    return min(times), times[0], last
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            start = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+            _, status, usage = os.wait4(proc.pid, 0)
+            times.append(time.perf_counter() - start)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            err.seek(0)
+            if proc.returncode not in (0, 1):
+                sys.exit(f"bench: {' '.join(cmd)} failed: {err.read().decode()[-500:]}")
+            last = out.read()
+        peak = max(peak, usage.ru_maxrss / 1024)
+    return min(times), times[0], last, peak
 
 
 def wait(condition, timeout: float, what: str,  # type: ignore[no-untyped-def]
@@ -124,12 +142,14 @@ def bench_reports(log: Path, env: dict[str, str], args: argparse.Namespace,
     out: dict[str, object] = {"goaccess_s": goaccess_s, "awk_top_urls_s": awk}
     for name, flags in (("all", ["--all"]), ("top_urls", ["--top-urls"]),
                         ("sessions", ["--sessions"])):
-        best, first, _ = best_of(args.runs, LOGMR + ["report", "--format", "json", *flags],
-                                 env=env)
+        best, first, _, peak = measured(args.runs, LOGMR + ["report", "--format", "json",
+                                                             *flags], env=env)
         out[f"{name}_s"], out[f"{name}_first_s"] = best, first
+        out[f"{name}_client_peak_mib"] = peak
     print(f"  report --all: {out['all_s']:.2f} s (first {out['all_first_s']:.2f} s) vs GoAccess "
           f"{goaccess_s:.2f} s = {goaccess_s / out['all_s']:.1f}x faster (first run "
-          f"{goaccess_s / out['all_first_s']:.1f}x; target >= 10x)")
+          f"{goaccess_s / out['all_first_s']:.1f}x; target >= 10x); client peak RSS "
+          f"{out['all_client_peak_mib']:.0f} MiB (target <= 300)")
     print(f"  report --top-urls: {out['top_urls_s'] * 1000:.0f} ms (first "
           f"{out['top_urls_first_s'] * 1000:.0f} ms) vs awk|sort|uniq -c "
           f"{awk * 1000:.0f} ms = {awk / out['top_urls_s']:.1f}x faster (target > 1x)")
@@ -142,27 +162,44 @@ def bench_reports(log: Path, env: dict[str, str], args: argparse.Namespace,
 
 
 def grow(log: Path, env: dict[str, str], args: argparse.Namespace,
-         workers: list[subprocess.Popen[bytes]], nodes: object, before: list[float],
+         workers: list[subprocess.Popen[bytes]], nodes: object, before: dict[str, object],
          rf: int) -> dict[str, object]:
-    """Store more lines (later in time), run the reports again, read peak memory."""
+    """Store more lines of the same kind (later in time), run the reports again, read peak
+    memory: the nodes' and the client's."""
     more = OUT / "more.log"
     extra = args.grow_to - args.lines
-    subprocess.run([sys.executable, str(ROOT / "bench" / "genvisits.py"), str(extra),
-                    str(more), "--seed", "2", "--start", str(int(time.time()) - 86400)],
-                   check=True, capture_output=True)
+    if args.log == "ployt0":  # the repeats that come after the first args.lines lines
+        whole = OUT / "whole.log"
+        repeat_log(PLOYT0, args.grow_to, whole)
+        with whole.open("rb") as src, more.open("wb") as dst:
+            for i, line in enumerate(src):
+                if i >= args.lines:
+                    dst.write(line)
+        whole.unlink()
+    else:
+        subprocess.run([sys.executable, str(ROOT / "bench" / LOGS[args.log]), str(extra),
+                        str(more), "--seed", "2", "--start", str(int(time.time()) - 86400)],
+                       check=True, capture_output=True)
     subprocess.run(LOGMR + ["ship", str(more)], env=env, check=True)
     wait(lambda: sum(n["lines"] for n in nodes().values()) >= rf * args.grow_to,  # type: ignore[operator]
          1800, "ingest of the larger data set")
-    took, first, _ = best_of(2, LOGMR + ["report", "--format", "json", "--all"], env=env)
+    took, first, _, client = measured(2, LOGMR + ["report", "--format", "json", "--all"],
+                                      env=env)
     peaks = [peak_rss_mb(w) for w in workers]
-    growth = max(peaks) / max(before)
-    print(f"at {args.grow_to:,} lines: report --all {took:.2f} s (first {first:.2f} s); "
+    growth = max(peaks) / max(before["worker_peak_rss_mb_1"])  # type: ignore[call-overload]
+    scale = args.grow_to / args.lines
+    per_line = first / scale / before["all_first_s"]  # type: ignore[operator]
+    client_growth = client / before["all_client_peak_mib"]  # type: ignore[operator]
+    print(f"at {args.grow_to:,} lines: report --all {took:.2f} s (first {first:.2f} s) = "
+          f"{per_line:.2f}x the cost per line of the first query at {args.lines:,} (target <= "
+          f"1.2x); client peak RSS {client:.0f} MiB = {client_growth:.2f}x (target <= 1.1x); "
           f"storage nodes' peak RSS {', '.join(f'{m:.0f} MB' for m in peaks)} = "
-          f"{growth:.2f}x the peak at {args.lines:,} lines for {args.grow_to / args.lines:.0f}x "
+          f"{growth:.2f}x the peak at {args.lines:,} lines for {scale:.0f}x "
           "the data (target: flat; each node's cache is bounded by --cache-mb)")
     more.unlink()
     return {"lines": args.grow_to, "all_s": took, "all_first_s": first,
-            "worker_peak_rss_mb": peaks, "growth": growth}
+            "worker_peak_rss_mb": peaks, "growth": growth, "client_peak_mib": client,
+            "client_growth": client_growth, "cost_per_line_ratio": per_line}
 
 
 def file_phase(log: Path, args: argparse.Namespace) -> list[dict[str, object]]:
@@ -260,7 +297,7 @@ def cluster_phase(rf: int, log: Path, args: argparse.Namespace, goaccess_rate: f
         results["report"] = bench_reports(log, env, args, goaccess_s, procs[1:])
         if grow_after:
             results["memory"] = grow(log, env, args, procs[1:], nodes,
-                                     results["report"]["worker_peak_rss_mb_1"], rf)  # type: ignore[index]
+                                     results["report"], rf)  # type: ignore[arg-type]
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)
@@ -284,7 +321,7 @@ def main() -> None:
                          "genlog, a flood from nearly as many clients as lines "
                          "(bench/genflood.py), or the real ployt0 nginx log of samples/ "
                          "repeated, a day later each time")
-    ap.add_argument("--grow-to", type=int, default=5_000_000,
+    ap.add_argument("--grow-to", type=int, default=10_000_000,
                     help="lines stored when memory is measured the second time (0: skip)")
     args = ap.parse_args()
     for tool in ("gearmand", "goaccess", "grep"):
@@ -295,9 +332,9 @@ def main() -> None:
     OUT.mkdir(parents=True)
     log = OUT / "access.log"
     start = int(time.time()) - 2 * 86400
-    kind = "simple" if args.simple_log else args.log
+    kind = args.log = "simple" if args.simple_log else args.log
     if kind == "ployt0":
-        repeat_log(ROOT / "samples" / "nginx_combined_ployt0.log", args.lines, log)
+        repeat_log(PLOYT0, args.lines, log)
     else:
         subprocess.run([sys.executable, str(ROOT / "bench" / LOGS[kind]), str(args.lines),
                         str(log), "--start", str(start)], check=True, capture_output=True)

@@ -254,17 +254,42 @@ class Fanout:
 def ask(client: Client, node: Node, request: wire.MapRequest, secret: bytes | None,
         timeout: float | None) -> dict[str, Any]:
     """One node's answer to a map job that streams nothing back (stats, a re-parse)."""
-    unique = secrets.token_hex(16)
-    job = client.submit(wire.map_function(node.node_id),
-                        wire.sign(wire.pack_request(request), secret), unique=unique,
-                        server=node.server, timeout=timeout)
-    with job:
-        for _ in job:
-            pass
-        answer = wire.unpack_result(verified_answer(job.result, secret, node.node_id,
-                                                    unique, request.job))
-    answer.pop("v", None)
+    answer = ask_each(client, [(node, request)], secret, timeout)[0]
+    if isinstance(answer, Exception):
+        raise answer
     return answer
+
+
+def ask_each(client: Client, asks: list[tuple[Node, wire.MapRequest]], secret: bytes | None,
+             timeout: float | None) -> list[dict[str, Any] | LogmrError | GearmanError]:
+    """The answers to map jobs that stream nothing back, sent all at once (each node runs
+    its own meanwhile); a job that fails gives its error in its place."""
+    sent: list[tuple[Node, wire.MapRequest, str, ForegroundJob | GearmanError]] = []
+    for node, request in asks:
+        unique = secrets.token_hex(16)
+        try:
+            job: ForegroundJob | GearmanError = client.submit(
+                wire.map_function(node.node_id), wire.sign(wire.pack_request(request), secret),
+                unique=unique, server=node.server, timeout=timeout)
+        except GearmanError as exc:
+            job = exc
+        sent.append((node, request, unique, job))
+    out: list[dict[str, Any] | LogmrError | GearmanError] = []
+    for node, request, unique, job in sent:
+        if isinstance(job, GearmanError):
+            out.append(job)
+            continue
+        try:
+            with job:
+                for _ in job:
+                    pass
+                answer = wire.unpack_result(verified_answer(job.result, secret, node.node_id,
+                                                            unique, request.job))
+            answer.pop("v", None)
+            out.append(answer)
+        except (LogmrError, GearmanError) as exc:
+            out.append(exc)
+    return out
 
 
 def verified_answer(data: bytes, secret: bytes | None, node_id: str, unique: str,
@@ -442,5 +467,5 @@ def coverage_of(reader: Reader | None) -> Coverage:
     return Coverage(dict(reader.failed), reader.missing_lines, tuple(sorted(reader.unknown)))
 
 
-__all__ = ["Cluster", "Coverage", "Fanout", "Node", "Plan", "Reader", "coverage_of", "discover",
-           "fan_out", "plan_reads", "require_nodes"]
+__all__ = ["Cluster", "Coverage", "Fanout", "Node", "Plan", "Reader", "ask", "ask_each",
+           "coverage_of", "discover", "fan_out", "plan_reads", "require_nodes"]

@@ -4,12 +4,22 @@ on files (the same map and reduce, in this process)."""
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from logmr import wire
-from logmr.client.plan import Coverage, Fanout, Reader, coverage_of, discover, require_nodes
+from logmr.client.plan import (
+    Coverage,
+    Fanout,
+    Node,
+    Reader,
+    ask_each,
+    coverage_of,
+    discover,
+    require_nodes,
+)
 from logmr.errors import ConfigError, LogmrError
 from logmr.gearman.client import Client
 from logmr.gearman.connection import Server
@@ -17,9 +27,10 @@ from logmr.gearman.errors import GearmanError
 from logmr.mapfn.agents import is_bot
 from logmr.mapfn.detect import chunks_with_formats, parse_chunk
 from logmr.mapfn.parse import AUTO
-from logmr.mapfn.partial import Merged
+from logmr.mapfn.partial import Merged, from_wire, hashes_of
 from logmr.mapfn.spec import CLICK, PANELS, Filters, ReportSpec
 from logmr.reduce.panels import panels
+from logmr.reduce.topk import BUCKET_ROWS, Fetch, reduce
 from logmr.timeutil import parse_span
 
 
@@ -33,13 +44,15 @@ class ReportResult:
     coverage: Coverage = field(default_factory=Coverage)
 
 
-def finalize(merged: Merged, spec: ReportSpec) -> dict[str, Any]:
-    """The JSON-shaped report: one key per report, named like its flag."""
-    data = panels(merged, spec)
+def finalize(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
+             bucket_rows: int = BUCKET_ROWS) -> dict[str, Any]:
+    """The JSON-shaped report: one key per report, named like its flag (tables sent in
+    part are finished with ``fetch``, see :func:`logmr.reduce.topk.reduce`)."""
+    data = panels(merged, reduce(merged, spec, fetch, bucket_rows), spec)
     if spec.click:
         from logmr.reduce.clicks import click_reports
 
-        data.update(click_reports(merged.pages, spec))
+        data.update(click_reports(merged, spec, fetch, bucket_rows))
     return data
 
 
@@ -103,41 +116,133 @@ def spec_from_options(reports: Iterable[str], *, everything: bool = False,
 
 # -- the cluster --------------------------------------------------------------------------
 
+INLINE_ROWS = 20_000  # keys of a table a node sends whole
+INLINE_VISITORS = 200_000  # visitor hashes a node sends whole
+
+
+@dataclass
+class _Part:
+    """One node's first answer to a report, over the records one fan gave it."""
+
+    node: str
+    fan: Fanout
+    result: dict[str, Any]
+    pages: list[Any]
+
+
+class _RoundFailed(LogmrError):
+    def __init__(self, failed: dict[str, str]) -> None:
+        super().__init__("; ".join(failed.values()))
+        self.failed = failed
+
+
 def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None = None,
                    timeout: float | None = 300.0,
-                   progress: Callable[[str, int, int], None] | None = None) -> ReportResult:
+                   progress: Callable[[str, int, int], None] | None = None,
+                   inline_rows: int = INLINE_ROWS, inline_visitors: int = INLINE_VISITORS,
+                   bucket_rows: int = BUCKET_ROWS) -> ReportResult:
     """Map the report on every live node; merge the partials here.
 
     Each record is read once, by one of the nodes that hold it (the read plan of
     :class:`logmr.client.plan.Reader`); a node that fails midway has its share read again by
-    the other holders, and what it had sent is dropped.
+    the other holders, and what it had sent is dropped. A node sends small tables whole and
+    keeps large ones for the rounds of :func:`logmr.reduce.topk.reduce`; a node that fails
+    in those rounds has its share read again as well, and the rounds start over.
     """
     cluster = discover(servers)
     require_nodes(cluster, servers)
     client = Client(servers)
+    query = secrets.token_hex(16)
+    takeovers = 0
+
+    def how(part: str) -> dict[str, Any]:
+        return {"reduce": {"query": part, "rows": inline_rows, "visitors": inline_visitors}}
+
+    parts: dict[str, _Part] = {}  # source (node/query) -> its first answer
     try:
         f = spec.filters
-        reader = Reader(client, cluster, wire.MapRequest("report", spec.to_args()), f.since,
-                        f.until, timeout, secret)
-        merged = Merged()
+        reader = Reader(client, cluster, wire.MapRequest("report", {**spec.to_args(),
+                                                                    **how(query)}),
+                        f.since, f.until, timeout, secret)
         fans = [reader.first()]
-        while fans:
-            fan = fans.pop()
-            failed = dict(fan.failed)
-            _fold_all(fan, merged, failed, progress)
-            if failed:
-                sub = reader.take_over(fan, failed)
-                if sub is not None:
-                    fans.append(sub)
+        while True:
+            while fans:
+                fan = fans.pop()
+                failed = dict(fan.failed)
+                for node_id, (result, pages) in _fold_all(fan, failed, progress).items():
+                    parts[f"{node_id}/{result.get('spool') or len(parts)}"] = _Part(
+                        node_id, fan, result, pages)
+                if failed:
+                    takeovers += 1
+                    sub = reader.take_over(fan, failed, how(f"{query}.{takeovers}"))
+                    if sub is not None:
+                        fans.append(sub)
+            merged = Merged()
+            for source in sorted(parts):  # a fixed order: the same report every time
+                part = parts[source]
+                for frame in part.pages:
+                    merged.add_pages(frame)
+                merged.add(from_wire(part.result), part.node, source)
+            try:
+                data = finalize(merged, spec, _fetcher(client, reader, parts, secret, timeout),
+                                bucket_rows)
+                break
+            except _RoundFailed as exc:  # read what those nodes held again, start over
+                for source in [s for s, p in parts.items() if p.node in exc.failed]:
+                    part = parts.pop(source)
+                    takeovers += 1
+                    sub = reader.take_over(part.fan, {part.node: exc.failed[part.node]},
+                                           how(f"{query}.{takeovers}"))
+                    if sub is not None:
+                        fans.append(sub)
         reader.close()
     finally:
+        _drop(client, reader.nodes if "reader" in locals() else {}, parts, secret)
         client.close()
-    return ReportResult(finalize(merged, spec), dict(reader.failed), cluster.servers_down,
-                        coverage_of(reader))
+    return ReportResult(data, dict(reader.failed), cluster.servers_down, coverage_of(reader))
 
 
-def _fold_all(fan: Fanout, merged: Merged, failed: dict[str, str],
-              progress: Callable[[str, int, int], None] | None) -> None:
+def _fetcher(client: Client, reader: Reader, parts: dict[str, _Part], secret: bytes | None,
+             timeout: float | None) -> Fetch:
+    """Ask each source for what it kept of the report (one job per source, all at once)."""
+    def fetch(requests: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        sources = sorted(requests)
+        answers = ask_each(client, [
+            (reader.nodes[parts[s].node], wire.MapRequest("report_rest", {
+                "query": parts[s].result["spool"], **requests[s]})) for s in sources],
+            secret, timeout)
+        failed = {parts[s].node: str(a) for s, a in zip(sources, answers, strict=True)
+                  if isinstance(a, Exception)}
+        if failed:
+            raise _RoundFailed(failed)
+        out = {}
+        for source, answer in zip(sources, answers, strict=True):
+            assert isinstance(answer, dict)
+            got: dict[str, Any] = {"tables": {name: wire.unpack_frame(table) for name, table
+                                              in (answer.get("tables") or {}).items()}}
+            if answer.get("visitors") is not None:
+                got["visitors"] = hashes_of(answer["visitors"])
+            if answer.get("pages") is not None:
+                got["pages"] = wire.unpack_frame(answer["pages"])
+            out[source] = got
+        return out
+    return fetch
+
+
+def _drop(client: Client, nodes: dict[str, Node], parts: dict[str, _Part],
+          secret: bytes | None) -> None:
+    """Tell the nodes that kept part of the report that it is done (best effort: a spool
+    nobody drops goes after a while)."""
+    asks = [(nodes[p.node], wire.MapRequest("report_rest", {"query": p.result["spool"],
+                                                            "drop": True}))
+            for p in parts.values() if p.result.get("spool") and p.node in nodes]
+    if asks:
+        ask_each(client, asks, secret, 10.0)
+
+
+def _fold_all(fan: Fanout, failed: dict[str, str],
+              progress: Callable[[str, int, int], None] | None
+              ) -> dict[str, tuple[dict[str, Any], list[Any]]]:
     """Read every node's answer at once (page streams as they come, then the partial),
     reporting each node's progress (hours done of hours to read) as it goes."""
     import selectors
@@ -177,10 +282,8 @@ def _fold_all(fan: Fanout, merged: Merged, failed: dict[str, str],
                     failed[node_id] = str(exc)
                 if job.finished or node_id in failed:
                     selector.unregister(key.fileobj)
-    for node_id in sorted(results):  # a fixed order: the same report every time
-        for frame in pages.get(node_id, ()):
-            merged.add_pages(frame)
-        merged.add(results[node_id], node_id)
+    return {node_id: (results[node_id], pages.get(node_id, [])) for node_id in results
+            if node_id not in failed}
 
 
 # -- files --------------------------------------------------------------------------------

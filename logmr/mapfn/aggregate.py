@@ -1,13 +1,12 @@
 """Reports as map functions: a frame of parsed lines in, a partial aggregate out.
 
-A partial is plain data (msgpack-able). Partials from any split of the lines merge into
-the same result (``logmr.mapfn.partial``), so a report never depends on how batches were
-spread over nodes. Each row keeps hits, bytes and the 128 smallest visitor hashes (a
-k-minimum-values sketch): unique visitors are exact up to 128 per row and estimated above,
-and the sketches of two nodes merge by union. The summary keeps every visitor hash, so its
-unique-visitor count is exact. A visitor, as in GoAccess, is client IP + date (as logged)
-+ user agent, and, as in GoAccess's default, a line answered with a 4xx status makes no
-visitor.
+Partials from any split of the lines merge into the same result (``logmr.mapfn.partial``),
+so a report never depends on how batches were spread over nodes. Each row of a panel's
+table keeps hits, bytes and the 128 smallest visitor hashes (a k-minimum-values sketch):
+unique visitors are exact up to 128 per row and estimated above, and the sketches of two
+nodes merge by union. The summary keeps every visitor hash, so its unique-visitor count is
+exact. A visitor, as in GoAccess, is client IP + date (as logged) + user agent, and, as in
+GoAccess's default, a line answered with a 4xx status makes no visitor.
 """
 
 from __future__ import annotations
@@ -15,13 +14,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import polars as pl
 
-from logmr.mapfn.frames import complete, with_client_ip, with_hash
-from logmr.mapfn.partial import Merged
-from logmr.mapfn.spec import KEYS, KMV, TIME_GAMMA, VISITOR_KEYS, Filters, ReportSpec
+from logmr.mapfn.agents import Agent, classify_agent, is_static, referring_site
+from logmr.mapfn.frames import complete, empty_frame, with_client_ip, with_hash
+from logmr.mapfn.partial import ROWS_MERGE, TIMES, Merged, Sent, merge_tables, trimmed
+from logmr.mapfn.spec import KEYS, TIME_GAMMA, VISITOR_KEYS, Filters, ReportSpec
 
 
 def _values_matching(series: pl.Series, pattern: bytes) -> list[bytes]:
@@ -60,13 +61,9 @@ def apply_filters(frame: pl.DataFrame, filters: Filters,
 
 def _group(frame: pl.DataFrame, key: pl.Expr) -> pl.DataFrame:
     """A frame of k, hits, bytes, kmv for every distinct key."""
-    return frame.group_by(key.alias("k")).agg(
+    return trimmed(frame.group_by(key.alias("k")).agg(
         pl.len().cast(pl.Int64).alias("hits"), pl.col("bytes").sum().alias("bytes"),
-        pl.col("vh").drop_nulls().unique().bottom_k(KMV).alias("kmv"))
-
-
-def _rows(grouped: pl.DataFrame) -> list[list[Any]]:
-    return [list(row) for row in grouped.iter_rows()]
+        pl.col("vh").drop_nulls().unique().alias("kmv")))
 
 
 def group_dims(frame: pl.DataFrame, spec: ReportSpec) -> dict[str, pl.DataFrame]:
@@ -82,22 +79,85 @@ def group_dims(frame: pl.DataFrame, spec: ReportSpec) -> dict[str, pl.DataFrame]
     return dims
 
 
+@lru_cache(maxsize=65536)
+def _agent(ua: bytes) -> Agent:
+    return classify_agent(ua)
+
+
+def _keep(table: pl.DataFrame, keep: Callable[[Any], bool]) -> pl.DataFrame:
+    """The rows of ``table`` whose key ``keep`` takes."""
+    keys = [k for k in table["k"].to_list() if keep(k)]
+    if len(keys) == table.height:
+        return table
+    return table.filter(pl.col("k").is_in(pl.Series(keys, dtype=table.schema["k"]).implode()))
+
+
+def _regroup(table: pl.DataFrame, key: Callable[[Any], Any], kind: Any = pl.Utf8
+             ) -> pl.DataFrame:
+    """``table``'s rows grouped again under ``key(k)`` (of type ``kind``; rows it maps to
+    None are dropped)."""
+    old = table["k"].to_list()
+    mapping = pl.DataFrame({"k": pl.Series(old, dtype=table.schema["k"]),
+                            "to": pl.Series([key(k) for k in old], dtype=kind)})
+    joined = table.join(mapping, on="k", how="left", nulls_equal=True).filter(
+        pl.col("to").is_not_null()).drop("k").rename({"to": "k"})
+    return trimmed(joined.group_by("k").agg(*ROWS_MERGE).select("k", "hits", "bytes", "kmv"))
+
+
+def _logged(k: Any) -> bool:
+    return bool(k) and k not in (b"-", b"")
+
+
+# panel -> (the grouping it reads, how it reads it)
+_DERIVED: dict[str, tuple[str, Callable[[pl.DataFrame], pl.DataFrame]]] = {
+    "top_urls": ("url", lambda t: t),
+    "pages": ("url", lambda t: _keep(t, lambda k: not is_static(k))),
+    "static": ("url", lambda t: _keep(t, is_static)),
+    "not_found": ("url404", lambda t: t),
+    "hosts": ("host", lambda t: t),
+    "os": ("ua", lambda t: _regroup(t, lambda k: _agent(k).os)),
+    "browsers": ("ua", lambda t: _regroup(t, lambda k: _agent(k).browser)),
+    "bots": ("ua", lambda t: _regroup(t, lambda k: _agent(k).bot)),
+    "user_agents": ("ua", lambda t: t),
+    "visit_times": ("hour", lambda t: t),
+    "status": ("status", lambda t: t),
+    "referrers": ("referer", lambda t: _keep(t, _logged)),
+    "referring_sites": ("referer", lambda t: _regroup(t, referring_site, pl.Binary)),
+    "vhosts": ("vhost", lambda t: _keep(t, bool)),
+    "methods": ("method", lambda t: t),
+    "remote_users": ("user", lambda t: _keep(t, _logged)),
+    "mime_types": ("mime", lambda t: _keep(t, bool)),
+    "tls": ("tls", lambda t: _keep(t, bool)),
+}
+
+
+def tables_of(dims: dict[str, pl.DataFrame], spec: ReportSpec) -> dict[str, pl.DataFrame]:
+    """Each requested panel's table (``k, hits, bytes, kmv``), from the groupings: URLs
+    split into pages and static files, agents classified, unlogged values left out, as
+    the panel shows them. A node ranks and sends these (see :mod:`logmr.reduce.topk`)."""
+    out = {}
+    for name in spec.reports:
+        if name in _DERIVED:
+            dim, derive = _DERIVED[name]
+            out[name] = derive(dims[dim])
+    return out
+
+
 _LOG_GAMMA = math.log(TIME_GAMMA)
 
 
-def times_of(frame: pl.DataFrame) -> dict[str, Any]:
+def times_of(frame: pl.DataFrame) -> tuple[dict[str, Any], pl.DataFrame]:
     """The times taken by the lines that log one: a histogram (bucket -> lines; bucket -1
-    holds 0 us) and per URL [url, lines, total us, max us]."""
+    holds 0 us), their total and maximum, and the table of URLs (``k, n, total, max``)."""
     timed = frame.filter(pl.col("dur").is_not_null())
-    if timed.height == 0:
-        return {"hist": [], "urls": []}
     bucket = pl.when(pl.col("dur") < 1).then(-1).otherwise(
         (pl.col("dur").cast(pl.Float64).log() / _LOG_GAMMA).ceil().cast(pl.Int64))
     hist = timed.group_by(bucket.alias("b")).agg(pl.len().cast(pl.Int64).alias("n"))
-    urls = timed.group_by("url").agg(pl.len().cast(pl.Int64).alias("n"),
-                                     pl.col("dur").sum().alias("total"),
-                                     pl.col("dur").max().alias("max"))
-    return {"hist": _rows(hist), "urls": _rows(urls)}
+    urls = timed.group_by(pl.col("url").alias("k")).agg(
+        pl.len().cast(pl.Int64).alias("n"), pl.col("dur").sum().alias("total"),
+        pl.col("dur").max().alias("max"))
+    return ({"hist": [list(row) for row in hist.iter_rows()],
+             "total": int(timed["dur"].sum() or 0), "max": timed["dur"].max()}, urls)
 
 
 def _summary(frame: pl.DataFrame, unparsed: int) -> dict[str, Any]:
@@ -105,19 +165,33 @@ def _summary(frame: pl.DataFrame, unparsed: int) -> dict[str, Any]:
             # bytes received and sent with headers (%I, %O), where logged
             **{name: int(frame[name].sum()) if frame[name].null_count() < frame.height
                else None for name in ("bytes_in", "bytes_out")},
-            "unparsed": unparsed, "t0": frame["ts"].min(), "t1": frame["ts"].max(),
-            "visitors": frame["vh"].drop_nulls().unique().to_list()}
+            "unparsed": unparsed, "t0": frame["ts"].min(), "t1": frame["ts"].max()}
+
+
+def _visitors(frame: pl.DataFrame) -> pl.Series:
+    return frame["vh"].drop_nulls().unique()
+
+
+def _whole(summary: dict[str, Any], visitors: pl.Series, tables: dict[str, pl.DataFrame],
+           times: tuple[dict[str, Any], pl.DataFrame] | None) -> dict[str, Any]:
+    """A partial with every table whole, in the form :meth:`Merged.add` takes."""
+    sent = {name: Sent(table) for name, table in tables.items()}
+    out: dict[str, Any] = {"summary": {**summary, "visitors": visitors.len()},
+                           "visitors": visitors, "tables": sent}
+    if times is not None:
+        out["times"] = times[0]
+        sent[TIMES] = Sent(times[1])
+    return out
 
 
 def partial_of(frame: pl.DataFrame, unparsed: int, spec: ReportSpec,
                is_bot: Callable[[bytes], bool], is_static: Callable[[bytes], bool]
                ) -> dict[str, Any]:
-    """The partial aggregate of one node's (already filtered) frame."""
+    """The partial aggregate of one (already filtered) frame, every table whole."""
     frame = complete(frame)
-    out: dict[str, Any] = {"summary": _summary(frame, unparsed),
-                           "dims": {d: _rows(g) for d, g in group_dims(frame, spec).items()}}
-    if spec.timed:
-        out["times"] = times_of(frame)
+    out = _whole(_summary(frame, unparsed), _visitors(frame),
+                 tables_of(group_dims(frame, spec), spec),
+                 times_of(frame) if spec.timed else None)
     if spec.click:
         out["pages"] = page_stream(frame, spec, is_bot, is_static)
     return out
@@ -134,16 +208,6 @@ def _own_keys(grouped: pl.DataFrame) -> pl.DataFrame:
     return grouped.with_columns(pl.Series("k", grouped["k"].to_list(), dtype=pl.Binary))
 
 
-def _merge_groups(parts: list[pl.DataFrame]) -> pl.DataFrame:
-    """Groupings of several chunks as one: hits and bytes summed, sketches united (the
-    KMV smallest distinct hashes of the union)."""
-    if len(parts) == 1:
-        return parts[0]
-    return pl.concat(parts).group_by("k").agg(
-        pl.col("hits").sum(), pl.col("bytes").sum(),
-        pl.col("kmv").explode().drop_nulls().unique().bottom_k(KMV))
-
-
 class Combiner:
     """A node's combiner: the partial of many frames (chunks of its lines), merged in
     the column engine, so that a node sends one row per key whatever its chunk count."""
@@ -153,28 +217,47 @@ class Combiner:
     def __init__(self, spec: ReportSpec) -> None:
         self.spec = spec
         self.summary = Merged()  # the summary folds as the reducer folds partials
+        self.visitors: list[pl.Series] = []
         self.dims: dict[str, list[pl.DataFrame]] = {d: [] for d in spec.dimensions}
+        self.urls: list[pl.DataFrame] = []  # times taken per URL
 
     def add(self, frame: pl.DataFrame, unparsed: int) -> None:
         """Fold in a frame's aggregates (not its page views: see :func:`page_stream`)."""
         frame = complete(frame)
+        times = times_of(frame) if self.spec.timed else None
         self.summary.add({"summary": _summary(frame, unparsed),
-                          **({"times": times_of(frame)} if self.spec.timed else {})})
+                          **({"times": times[0]} if times is not None else {})})
+        self._hold(self.visitors, _visitors(frame),
+                   lambda held: pl.concat(held).unique())
+        if times is not None:
+            self._hold(self.urls, _own_keys(times[1]),
+                       lambda held: _own_keys(merge_tables(TIMES, held)))
         for dim, grouped in group_dims(frame, self.spec).items():
-            parts = self.dims[dim]
-            parts.append(_own_keys(grouped))
-            if len(parts) >= self.FOLD_AT:  # memory follows the keys, not the chunk count
-                parts[:] = [_own_keys(_merge_groups(parts))]
+            self._hold(self.dims[dim], _own_keys(grouped),
+                       lambda held: _own_keys(merge_tables("", held)))
+
+    def _hold(self, held: list[Any], item: Any, fold: Callable[[list[Any]], Any]) -> None:
+        held.append(item)
+        if len(held) >= self.FOLD_AT:  # memory follows the keys, not the chunk count
+            held[:] = [fold(held)]
 
     def partial(self) -> dict[str, Any]:
         """The combined partial, in the form :func:`partial_of` returns (no pages)."""
-        folded = self.summary.to_partial()
-        out = {"summary": folded["summary"],
-               "dims": {dim: _rows(_merge_groups(parts)) if parts else []
-                        for dim, parts in self.dims.items()}}
+        m = self.summary
+        summary = {"requests": m.requests, "bytes": m.bytes, "bytes_in": m.bytes_in,
+                   "bytes_out": m.bytes_out, "unparsed": m.unparsed, "t0": m.t0, "t1": m.t1}
+        none = group_dims(complete(empty_frame()), self.spec)
+        dims = {dim: merge_tables(dim, parts) if parts else none[dim]
+                for dim, parts in self.dims.items()}
+        times = None
         if self.spec.timed:
-            out["times"] = folded["times"]
-        return out
+            times = ({"hist": [[b, n] for b, n in m.hist.items()], "total": m.timed_total,
+                      "max": m.timed_max},
+                     merge_tables(TIMES, self.urls) if self.urls
+                     else times_of(complete(empty_frame()))[1])
+        visitors = pl.concat(self.visitors).unique() if self.visitors else pl.Series(
+            "vh", [], dtype=pl.Int64)
+        return _whole(summary, visitors, tables_of(dims, self.spec), times)
 
 
 def page_stream(frame: pl.DataFrame, spec: ReportSpec, is_bot: Callable[[bytes], bool],

@@ -18,6 +18,7 @@ TIME_GAMMA = 1.01 / 0.99
 PANELS = ("summary", "top_urls", "pages", "static", "not_found", "hosts", "os", "browsers",
           "visit_times", "status", "referrers", "referring_sites", "vhosts", "user_agents",
           "methods", "bots", "remote_users", "response_times", "mime_types", "tls")
+UNRANKED = ("visit_times", "status", "methods", "tls")  # panels that show every row
 CLICK = ("sessions", "entry_pages", "exit_pages", "transitions", "paths", "funnel")
 # the grouping each panel is computed from, on the nodes
 DIMENSION = {"top_urls": "url", "pages": "url", "static": "url", "not_found": "url404",

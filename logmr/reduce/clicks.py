@@ -10,21 +10,45 @@ hold the two to the same answers.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
 import polars as pl
 
+from logmr.mapfn.partial import Merged
 from logmr.mapfn.sessions import DURATION_BUCKETS, ENTRY, EXIT, SessionStats
 from logmr.mapfn.spec import CLICK, ReportSpec
+from logmr.reduce.topk import BUCKET_ROWS, Fetch, hash_bounds
+
+PAGES = {"visitor": pl.Int64, "ts": pl.Int64, "url": pl.Binary}
 
 
-def click_reports(pages: list[pl.DataFrame], spec: ReportSpec) -> dict[str, Any]:
-    """The requested click-analysis reports over merged page streams."""
-    frame = pl.concat(pages) if pages else pl.DataFrame(
-        schema={"visitor": pl.Int64, "ts": pl.Int64, "url": pl.Binary})
-    stats = session_stats(frame, spec.session_timeout, spec.paths_length, spec.transitions,
-                          spec.funnel)
+def click_reports(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
+                  bucket_rows: int = BUCKET_ROWS) -> dict[str, Any]:
+    """The requested click-analysis reports over merged page streams. Page views that
+    sources kept back are fetched a range of visitor hashes at a time: a visitor's views
+    are all in one range, so each range is sessionized on its own, and the counts add up."""
+    inline = pl.concat(merged.pages) if merged.pages else pl.DataFrame(schema=PAGES)
+    held = merged.pages_held
+    count = math.ceil((inline.height + sum(held.values())) / bucket_rows) if held else 1
+    if held and fetch is None:
+        raise AssertionError("page views were kept back, and nothing can fetch them")
+    bounds = hash_bounds(count)
+    stats: SessionStats | None = None
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        assert lo is not None
+        frames = [inline if count == 1 else inline.filter(
+            (pl.col("visitor") >= lo) & (pl.col("visitor") < hi) if hi is not None
+            else pl.col("visitor") >= lo)]
+        if held:
+            assert fetch is not None
+            frames += [a["pages"] for a in fetch({src: {"pages": [lo, hi]}
+                                                  for src in held}).values()]
+        part = session_stats(pl.concat(frames), spec.session_timeout, spec.paths_length,
+                             spec.transitions, spec.funnel)
+        stats = part if stats is None else stats.merge(part)
+    assert stats is not None
     report = stats.to_report(spec.limit)
     wanted = {r for r in spec.reports if r in CLICK}
     return {name: value for name, value in report.items() if name in wanted}

@@ -1,18 +1,18 @@
-"""The reduce side of reports: the merged partials (:class:`logmr.mapfn.partial.Merged`)
-shaped into the panels a user reads: tables with shares and visitor counts, agents
-classified, click analysis sessionized."""
+"""The reduce side of reports: the merged partials (:class:`logmr.mapfn.partial.Merged`,
+its tables made exact by :func:`logmr.reduce.topk.reduce`) shaped into the panels a user
+reads: tables with shares and visitor counts."""
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Callable, Collection
-from functools import lru_cache
 from typing import Any
 
-from logmr.mapfn.agents import classify_agent, is_static, referring_site
-from logmr.mapfn.partial import Merged, Row, add_rows
-from logmr.mapfn.spec import KMV, TIME_GAMMA, ReportSpec
+import polars as pl
+
+from logmr.mapfn.partial import TIMES, Merged, ranked
+from logmr.mapfn.spec import KMV, TIME_GAMMA, UNRANKED, ReportSpec
+from logmr.reduce.topk import Reduced
 from logmr.timeutil import format_epoch
 
 
@@ -28,32 +28,26 @@ def _text(value: Any) -> Any:
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
 
 
-@lru_cache(maxsize=65536)
-def _agent(ua: bytes) -> Any:
-    return classify_agent(ua)
+# the column each panel names its key by
+KEY_NAMES = {"top_urls": "url", "pages": "url", "static": "url", "not_found": "url",
+             "hosts": "host", "os": "os", "browsers": "browser", "bots": "bot",
+             "user_agents": "user_agent", "visit_times": "time", "status": "status",
+             "referrers": "referrer", "referring_sites": "site", "vhosts": "vhost",
+             "methods": "method", "remote_users": "user", "mime_types": "mime_type",
+             "tls": "protocol"}
 
 
-def _regroup(rows: dict[Any, Row], key: Callable[[Any], Any]) -> dict[Any, Row]:
-    out: dict[Any, Row] = {}
-    for k, (hits, nbytes, kmv) in rows.items():
-        new = key(k)
-        if new is None:
-            continue
-        add_rows(out, [[new, hits, nbytes, kmv]])
-    return out
-
-
-def _table(rows: dict[Any, Row], name: str, total: int, limit: int | None,
-           by_key: bool = False, show: Callable[[Any], Any] = _text) -> list[dict[str, Any]]:
-    # by hits, then by key (raw bytes order is code point order for UTF-8)
-    if by_key:
-        order = sorted(rows.items(), key=lambda kv: kv[0])
-    elif limit is not None:
-        order = heapq.nsmallest(limit, rows.items(), key=lambda kv: (-kv[1][0], kv[0]))
+def _table(frame: pl.DataFrame, panel: str, total: int, limit: int) -> list[dict[str, Any]]:
+    """A panel's rows: by hits, then by key (raw bytes order is code point order for
+    UTF-8); every row where the panel has no limit, visit times in time order."""
+    if panel == "visit_times":
+        order = frame.sort("k")
     else:
-        order = sorted(rows.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        order = ranked(panel, frame, None if panel in UNRANKED else limit)
+    show: Callable[[Any], Any] = format_epoch if panel == "visit_times" else _text
+    name = KEY_NAMES[panel]
     out = []
-    for key, (hits, nbytes, kmv) in order:
+    for key, hits, nbytes, kmv in order.select("k", "hits", "bytes", "kmv").iter_rows():
         visitors, exact = visitors_of(kmv)
         out.append({name: show(key), "hits": hits, "visitors": visitors,
                     "visitors_exact": exact, "bytes": nbytes,
@@ -64,22 +58,21 @@ def _table(rows: dict[Any, Row], name: str, total: int, limit: int | None,
 PERCENTILES = (50, 90, 95, 99)
 
 
-def response_times(merged: Merged, limit: int) -> dict[str, Any]:
+def response_times(merged: Merged, urls: pl.DataFrame, limit: int) -> dict[str, Any]:
     """The times taken, over the lines that log one: their count, mean, percentiles
     (each within 1 % of the exact one: see :data:`TIME_GAMMA`) and max, then the URLs
     that took the most time in all (GoAccess's cumulative time served), in microseconds."""
-    hist, timed = merged.hist, merged.timed
+    hist, total = merged.hist, merged.timed_total
     n = sum(hist.values())
-    total = sum(row[1] for row in timed.values())
     out: dict[str, Any] = {"requests": n, "mean_us": round(total / n) if n else None}
     order = sorted(hist.items())
     for q in PERCENTILES:
         out[f"p{q}_us"] = _percentile(order, n, q) if n else None
-    out["max_us"] = max((row[2] for row in timed.values()), default=None)
-    top = heapq.nsmallest(limit, timed.items(), key=lambda kv: (-kv[1][1], kv[0]))
+    out["max_us"] = merged.timed_max
+    top = ranked(TIMES, urls, limit)
     out["urls"] = [{"url": _text(url), "hits": hits, "total_us": t, "mean_us": round(t / hits),
                     "max_us": longest, "share": round(100.0 * t / total, 2) if total else 0.0}
-                   for url, (hits, t, longest) in top]
+                   for url, hits, t, longest in top.select("k", "n", "total", "max").iter_rows()]
     return out
 
 
@@ -93,50 +86,22 @@ def _percentile(order: list[tuple[int, int]], n: int, q: int) -> int:
     raise AssertionError("a rank past the histogram")
 
 
-def panels(merged: Merged, spec: ReportSpec) -> dict[str, Any]:
+def panels(merged: Merged, reduced: Reduced, spec: ReportSpec) -> dict[str, Any]:
     """Every requested panel (not click analysis) in its documented JSON shape."""
-    total, limit = merged.requests, spec.limit
-    url = merged.dims.get("url", {})
-    ua = merged.dims.get("ua", {})
-    referer = merged.dims.get("referer", {})
-    makers: dict[str, Callable[[], Any]] = {
-        "summary": lambda: {
-            "requests": merged.requests, "unique_visitors": len(merged.visitors),
-            "bytes": merged.bytes, "unparsed": merged.unparsed,
-            **{name: value for name, value in (("bytes_in", merged.bytes_in),
-                                               ("bytes_out", merged.bytes_out))
-               if value is not None},
-            "first": format_epoch(merged.t0) if merged.t0 is not None else None,
-            "last": format_epoch(merged.t1) if merged.t1 is not None else None,
-            "nodes": merged.nodes},
-        "top_urls": lambda: _table(url, "url", total, limit),
-        "pages": lambda: _table({k: v for k, v in url.items() if not is_static(k)}, "url",
-                                total, limit),
-        "static": lambda: _table({k: v for k, v in url.items() if is_static(k)}, "url",
-                                 total, limit),
-        "not_found": lambda: _table(merged.dims.get("url404", {}), "url", total, limit),
-        "hosts": lambda: _table(merged.dims.get("host", {}), "host", total, limit),
-        "os": lambda: _table(_regroup(ua, lambda k: _agent(k).os), "os", total, limit),
-        "browsers": lambda: _table(_regroup(ua, lambda k: _agent(k).browser), "browser",
-                                   total, limit),
-        "bots": lambda: _table(_regroup(ua, lambda k: _agent(k).bot), "bot", total, limit),
-        "user_agents": lambda: _table(ua, "user_agent", total, limit),
-        "visit_times": lambda: _table(merged.dims.get("hour", {}), "time", total, None,
-                                      by_key=True, show=format_epoch),
-        "status": lambda: _table(merged.dims.get("status", {}), "status", total, None),
-        "referrers": lambda: _table({k: v for k, v in referer.items() if k not in (b"-", b"")},
-                                    "referrer", total, limit),
-        "referring_sites": lambda: _table(_regroup(referer, referring_site), "site", total,
-                                          limit),
-        "vhosts": lambda: _table({k: v for k, v in merged.dims.get("vhost", {}).items() if k},
-                                 "vhost", total, limit),
-        "methods": lambda: _table(merged.dims.get("method", {}), "method", total, None),
-        "remote_users": lambda: _table({k: v for k, v in merged.dims.get("user", {}).items()
-                                        if k not in (b"-", b"")}, "user", total, limit),
-        "response_times": lambda: response_times(merged, limit),
-        "mime_types": lambda: _table({k: v for k, v in merged.dims.get("mime", {}).items() if k},
-                                     "mime_type", total, limit),
-        "tls": lambda: _table({k: v for k, v in merged.dims.get("tls", {}).items() if k},
-                              "protocol", total, None),
-    }
-    return {name: makers[name]() for name in spec.reports if name in makers}
+    out: dict[str, Any] = {}
+    for name in spec.reports:
+        if name == "summary":
+            out[name] = {
+                "requests": merged.requests, "unique_visitors": reduced.visitors,
+                "bytes": merged.bytes, "unparsed": merged.unparsed,
+                **{key: value for key, value in (("bytes_in", merged.bytes_in),
+                                                 ("bytes_out", merged.bytes_out))
+                   if value is not None},
+                "first": format_epoch(merged.t0) if merged.t0 is not None else None,
+                "last": format_epoch(merged.t1) if merged.t1 is not None else None,
+                "nodes": merged.nodes}
+        elif name == "response_times":
+            out[name] = response_times(merged, reduced.tables[TIMES], spec.limit)
+        elif name in KEY_NAMES:
+            out[name] = _table(reduced.tables[name], name, merged.requests, spec.limit)
+    return out

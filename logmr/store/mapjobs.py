@@ -30,12 +30,14 @@ from logmr.mapfn import frames
 from logmr.mapfn.agents import is_bot, is_static
 from logmr.mapfn.aggregate import Combiner, page_stream, prepared
 from logmr.mapfn.grep import GrepQuery, count_records, grep_hour, matching_spans
+from logmr.mapfn.partial import in_part, select, to_wire
 from logmr.mapfn.pattern import runs_in_linear_time
-from logmr.mapfn.spec import MAX_PATTERN, ReportSpec
+from logmr.mapfn.spec import MAX_PATTERN, UNRANKED, ReportSpec
 from logmr.store.node import NodeStore, Record, Snapshot
 from logmr.store.repair import Catalog, Repairer
 from logmr.store.reparse import Reparser
 from logmr.store.runner import Reply
+from logmr.store.spool import Spool, check_query
 from logmr.timeutil import in_span
 
 
@@ -210,23 +212,33 @@ CHUNK_ROWS = 100_000  # lines aggregated at a time: memory stays flat as the dat
 def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
                ) -> dict[str, Any]:
     """A partial report over this node's lines (see logmr.mapfn.aggregate), aggregated a
-    chunk at a time and combined here; click analysis page streams go out as WORK_DATA."""
+    chunk at a time and combined here. Click analysis page streams go out as WORK_DATA,
+    or, when the client runs the rounds of :mod:`logmr.reduce.topk`, into the spool, for
+    the client to fetch by ranges of visitors."""
     spec = ReportSpec.from_args(args)
+    how = _how(args.get("reduce"))
+    spool = Spool(store.spool_dir)
+    if how is not _WHOLE:
+        spool.reap()
     wanted = chosen_records(args, store.epoch)
     f = spec.filters
     rx = GrepQuery(f.grep).compile() if f.grep is not None else None
     combined = Combiner(spec)
     chunk: list[pl.DataFrame] = []
     rows = unparsed = 0
+    pages_held = 0
 
     def flush() -> None:
-        nonlocal chunk, rows, unparsed
+        nonlocal chunk, rows, unparsed, pages_held
         frame = prepared(frames.concat(chunk) if chunk else frames.empty_frame(), spec, is_bot)
         combined.add(frame, unparsed)
         if spec.click:
             pages = page_stream(frame, spec, is_bot, is_static)
-            if pages.height:
+            if pages.height and how is _WHOLE:
                 job.send_data(wire.pack_frame(pages))
+            elif pages.height:
+                spool.put(how["query"], f"pages_{pages_held}", pages)
+                pages_held += pages.height
         chunk, rows, unparsed = [], 0, 0
 
     hours = list(store.records(f.since, f.until))
@@ -249,7 +261,116 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
             if rows >= CHUNK_ROWS:
                 flush()
     flush()
-    return combined.partial()
+    out = answer_of(combined.partial(), spec, how, spool)
+    if pages_held:
+        out["pages"] = pages_held
+        out["spool"] = how["query"]
+    return out
+
+
+# what a client sends whole when it does not say (the stock gearman CLI, an older client)
+_WHOLE = {"rows": 1 << 62, "visitors": 1 << 62}
+
+
+def _how(how: Any) -> dict[str, Any]:
+    """How the client wants the answer (None: everything whole, in one answer)."""
+    if how is None:
+        return _WHOLE
+    if not isinstance(how, dict) or not all(_is_int(how.get(n)) for n in ("rows", "visitors")):
+        raise LogmrError("malformed report request: reduce must say rows and visitors")
+    check_query(how.get("query"))
+    return how
+
+
+def answer_of(partial: dict[str, Any], spec: ReportSpec, how: dict[str, Any], spool: Spool
+              ) -> dict[str, Any]:
+    """A node's partial for the wire: each table whole when it has at most ``rows`` keys
+    (the client says how many), else its top rows with its bands and key sample, the whole
+    kept in the spool for the rounds that follow (likewise the visitor hashes)."""
+    query, kept = how.get("query"), False
+    for name, sent in partial["tables"].items():
+        if name in UNRANKED or sent.frame.height <= how["rows"] or query is None:
+            continue
+        spool.put(query, name, sent.frame)
+        partial["tables"][name] = in_part(name, sent.frame, spec.limit)
+        kept = True
+    if partial["visitors"].len() > how["visitors"] and query is not None:
+        spool.put(query, "visitors", partial["visitors"].to_frame("vh"))
+        partial["visitors"] = None
+        kept = True
+    out = to_wire(partial)
+    if kept:
+        out["spool"] = query
+    return out
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+MAX_KEYS = 1_000_000  # keys asked for at once
+
+
+def map_report_rest(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
+                    ) -> dict[str, Any]:
+    """The rounds after a report's first: rows of the tables it kept (scoring at least a
+    bound, of given keys, or in a key range), visitor hashes in a range, or drop it all."""
+    spool = Spool(store.spool_dir)
+    query = check_query(args.get("query"))
+    if args.get("drop") is True:
+        spool.drop(query)
+        return {}
+    out: dict[str, Any] = {}
+    tables = args.get("tables") or {}
+    if not isinstance(tables, dict):
+        raise LogmrError("malformed report request: tables is not a map")
+    answered = {}
+    for name, request in tables.items():
+        if not isinstance(name, str) or not _table_request(request):
+            raise LogmrError(f"malformed report request: cannot read the request for "
+                             f"{name!r}")
+        try:
+            answered[name] = wire.pack_frame(select(spool.get(query, name), name, request))
+        except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
+            raise LogmrError(f"malformed report request for {name}: {exc}") from None
+    out["tables"] = answered
+    span = _span(args.get("visitors"), "visitors")
+    if span is not None:
+        hashes = spool.get(query, "visitors")
+        out["visitors"] = wire.pack_frame(hashes.filter(_hash_in("vh", *span)))
+    span = _span(args.get("pages"), "pages")
+    if span is not None:
+        pages = [spool.get(query, name).filter(_hash_in("visitor", *span))
+                 for name in spool.names(query, "pages_")]
+        out["pages"] = wire.pack_frame(pl.concat(pages) if pages else pl.DataFrame(
+            schema={"visitor": pl.Int64, "ts": pl.Int64, "url": pl.Binary}))
+    return out
+
+
+def _span(span: Any, what: str) -> tuple[int, int | None] | None:
+    """A [low, high) range of hashes off the wire (high None: no bound)."""
+    if span is None:
+        return None
+    if not (isinstance(span, list) and len(span) == 2 and _is_int(span[0])
+            and (span[1] is None or _is_int(span[1]))):
+        raise LogmrError(f"malformed report request: {what} must be [low, high]")
+    return span[0], span[1]
+
+
+def _hash_in(column: str, lo: int, hi: int | None) -> pl.Expr:
+    keep = pl.col(column) >= lo
+    return keep if hi is None else keep & (pl.col(column) < hi)
+
+
+def _table_request(request: Any) -> bool:
+    if not isinstance(request, dict) or len(request) != 1:
+        return False
+    (kind, value), = request.items()
+    if kind == "at_least":
+        return _is_int(value)
+    if kind == "keys":
+        return isinstance(value, list) and len(value) <= MAX_KEYS
+    return kind == "range" and isinstance(value, list) and len(value) == 2
 
 
 def map_run(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float,
@@ -306,6 +427,7 @@ MAP_JOBS: dict[str, MapJob] = {
     "reparse": map_reparse,
     "run": map_run,
     "report": map_report,
+    "report_rest": map_report_rest,
     "stats": map_stats,
 }
 
@@ -313,7 +435,7 @@ MAP_JOBS: dict[str, MapJob] = {
 def runs_inline(request: wire.MapRequest) -> bool:
     """Jobs that cannot run away (stats; grep for a pattern without repetition, which
     cannot backtrack) skip the fork and check the budget between hours instead."""
-    if request.job in ("stats", "records", "reparse"):
+    if request.job in ("stats", "records", "reparse", "report_rest"):
         return True
     if request.job == "grep":
         return runs_in_linear_time(grep_query(request.args).compile())

@@ -104,6 +104,7 @@ class NodeStore:
                  min_free: str = DEFAULT_MIN_FREE) -> None:
         self.data_dir = os.path.abspath(data_dir)
         self.seg_dir = os.path.join(self.data_dir, "segments")
+        self.spool_dir = os.path.join(self.data_dir, "spool")  # reports' rounds
         try:  # it holds client IPs and user agents: its owner alone may read it
             private.make_dir(self.data_dir)
             private.make_dir(self.seg_dir)
@@ -655,7 +656,8 @@ class NodeStore:
         """Where the records that may hold lines in [since, until) lie now, for a map job
         in another process to read them from disk."""
         return Snapshot(self.epoch, [(hour, [(r.loc, r.meta, r.seq, r.copy) for r in records])
-                                     for hour, records in self.records(since, until)])
+                                     for hour, records in self.records(since, until)],
+                        self.spool_dir)
 
     def _ingest_rate(self) -> float:
         """Lines per second stored over the last minute."""
@@ -737,6 +739,7 @@ class Snapshot:
 
     epoch: str
     hours: list[tuple[int, list[tuple[Location, RecordMeta, int, bool]]]]
+    spool_dir: str = ""  # where a report keeps what it sent in part (the node's)
 
     def records(self, since: int | None = None, until: int | None = None
                 ) -> Iterator[tuple[int, list[Record]]]:

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from logmr.client.report import finalize
 from logmr.mapfn.aggregate import Combiner, partial_of
 from logmr.mapfn.frames import record_frame
 from logmr.mapfn.parse import COMBINED, NO_DURATION, parse_batch
 from logmr.mapfn.partial import Merged
 from logmr.mapfn.spec import ReportSpec
-from logmr.reduce.panels import panels
 
 SPEC = ReportSpec(reports=("response_times",), limit=1000)
 URLS = ["/", "/a", "/b?q=1", "/slow", "/api/x"]
@@ -41,7 +41,7 @@ def report_of(blobs: list[bytes], fmt: str) -> dict[str, Any]:
         parsed = parse_batch(blob, fmt)
         frame, unparsed = record_frame(parsed.columns, parsed.ts)
         merged.add(partial_of(frame, unparsed, SPEC, lambda ua: False, lambda url: False))
-    return panels(merged, SPEC)["response_times"]
+    return finalize(merged, SPEC)["response_times"]
 
 
 def nearest_rank(values: list[int], q: int) -> int:
@@ -85,7 +85,7 @@ def test_any_split_and_a_nodes_combiner_give_the_same_panel() -> None:
         combiner.add(*record_frame(parsed.columns, parsed.ts))
     merged = Merged()
     merged.add(combiner.partial())
-    assert panels(merged, SPEC)["response_times"] == whole
+    assert finalize(merged, SPEC)["response_times"] == whole
 
 
 @pytest.mark.parametrize("fmt, logged, us", [
