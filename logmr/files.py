@@ -15,9 +15,9 @@ T = TypeVar("T")
 CHUNK = 4 << 20  # file mode reads (and processes) this many bytes of lines at a time
 
 
-def read_chunks(paths: Iterable[str]) -> Iterator[bytes]:
-    """Whole lines from the files, about CHUNK bytes at a time ('-' is stdin; .gz is read
-    through gzip)."""
+def read_chunks(paths: Iterable[str], size: int = CHUNK) -> Iterator[bytes]:
+    """Whole lines from the files, about ``size`` bytes at a time ('-' is stdin; .gz is
+    read through gzip)."""
     for path in paths:
         try:
             stream = open_log(path)
@@ -25,7 +25,7 @@ def read_chunks(paths: Iterable[str]) -> Iterator[bytes]:
             raise LogmrError(f"cannot read {path}: {exc.strerror or exc}") from None
         with stream:
             rest = b""
-            while data := _read(stream, path):
+            while data := _read(stream, path, size):
                 data = rest + data
                 cut = data.rfind(b"\n") + 1
                 rest = data[cut:]
@@ -121,9 +121,9 @@ def count_in_parts(buf: Any, count: Callable[[Any, int, int], int]) -> int:
         buf, lambda b, start, stop: iter((b"%d" % count(b, start, stop),))))
 
 
-def _read(stream: Any, path: str) -> bytes:
+def _read(stream: Any, path: str, size: int = CHUNK) -> bytes:
     try:
-        data: bytes = stream.read(CHUNK)
+        data: bytes = stream.read(size)
     except (OSError, EOFError) as exc:  # a truncated or corrupt .gz, an I/O error
         raise LogmrError(f"cannot read {path}: {exc}") from None
     return data

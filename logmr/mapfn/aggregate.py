@@ -21,7 +21,7 @@ import polars as pl
 
 from logmr.mapfn.agents import Agent, classify_agent, is_static, referring_site
 from logmr.mapfn.frames import complete, empty_frame, with_client_ip, with_hash
-from logmr.mapfn.partial import ROWS_MERGE, TIMES, Merged, Sent, merge_tables, trimmed
+from logmr.mapfn.partial import ROWS_MERGE, TIMES, Merged, Sent, fold, merge_tables, trimmed
 from logmr.mapfn.spec import KEYS, TIME_GAMMA, VISITOR_KEYS, Filters, ReportSpec
 
 
@@ -236,10 +236,8 @@ class Combiner:
             self._hold(self.dims[dim], _own_keys(grouped),
                        lambda held: _own_keys(merge_tables("", held)))
 
-    def _hold(self, held: list[Any], item: Any, fold: Callable[[list[Any]], Any]) -> None:
-        held.append(item)
-        if len(held) >= self.FOLD_AT:  # memory follows the keys, not the chunk count
-            held[:] = [fold(held)]
+    def _hold(self, held: list[Any], item: Any, merge: Callable[[list[Any]], Any]) -> None:
+        fold(held, item, merge, self.FOLD_AT)  # memory follows the keys, not the chunks
 
     def partial(self) -> dict[str, Any]:
         """The combined partial, in the form :func:`partial_of` returns (no pages)."""

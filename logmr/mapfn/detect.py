@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from logmr.files import read_chunks
+from logmr.files import CHUNK, read_chunks
 from logmr.mapfn.parse import AUTO, Parsed, compile_format, empty_value, parse_batch
 from logmr.timeutil import ClfClock
 
@@ -176,12 +176,13 @@ class FormatChooser:
             return dict(self._known)
 
 
-def chunks_with_formats(paths: Iterable[str], fmt: str) -> Iterator[tuple[bytes, str]]:
+def chunks_with_formats(paths: Iterable[str], fmt: str, size: int = CHUNK
+                        ) -> Iterator[tuple[bytes, str]]:
     """File mode's chunks (:func:`logmr.files.read_chunks`), each with the format to read
     it with: ``fmt``, or for ``auto`` the one detected from its file's first chunk."""
     for path in paths:
         found: str | None = None if fmt == AUTO else fmt
-        for chunk in read_chunks([path]):
+        for chunk in read_chunks([path], size):
             if found is None:
                 found = detect(chunk).fmt
             yield chunk, found

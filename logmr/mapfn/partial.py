@@ -15,6 +15,8 @@ the whole table for the next rounds of the query (:mod:`logmr.store.spool`).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +70,24 @@ def ranked(name: str, frame: pl.DataFrame, limit: int | None = None) -> pl.DataF
         frame = frame.filter(pl.col(score) >= frame[score].top_k(limit).min())
     out = frame.sort([score_of(name), "k"], descending=[True, False], nulls_last=True)
     return out if limit is None else out.head(limit)
+
+
+def fold(held: list[Any], item: Any, merge: Callable[[list[Any]], Any],
+         at: int = 8) -> None:
+    """Add ``item`` (a table or a set of hashes) to ``held``; once ``at`` are held, merge
+    the newest ones, and older ones while they are at most twice as large as what is being
+    merged. Sizes then fall geometrically down the list, so each row is merged O(log n)
+    times (merging everything each time made a growing table cost O(n^2): 2.2 s of 6.5
+    for a 1M-line file of distinct clients)."""
+    held.append(item)
+    if len(held) < at:
+        return
+    tail = [held.pop()]
+    total = len(tail[0])
+    while held and len(held[-1]) <= 2 * total:
+        tail.append(held.pop())
+        total += len(tail[-1])
+    held.append(merge(tail))
 
 
 @dataclass
@@ -139,8 +159,6 @@ class Merged:
     complete tables and visitor hashes as they pile up. Tables a node sent in part are kept
     per source for :func:`logmr.reduce.topk.reduce` to finish."""
 
-    FOLD_AT = 8  # complete tables (or visitor sets) held before they are folded into one
-
     def __init__(self) -> None:
         self.requests = 0
         self.bytes = 0
@@ -178,17 +196,13 @@ class Merged:
         seen["unparsed"] += s["unparsed"]
         visitors = partial.get("visitors")
         if visitors is not None:
-            self.visitors.append(visitors)
-            if len(self.visitors) >= self.FOLD_AT:
-                self.visitors = [pl.concat(self.visitors).unique()]
+            fold(self.visitors, visitors, lambda held: pl.concat(held).unique())
         elif s.get("visitors"):
             self.visitors_held[source] = s["visitors"]
         for name, sent in partial.get("tables", {}).items():
             if sent.complete:
-                held = self.tables.setdefault(name, [])
-                held.append(sent.frame)
-                if len(held) >= self.FOLD_AT:
-                    held[:] = [merge_tables(name, held)]
+                fold(self.tables.setdefault(name, []), sent.frame,
+                     functools.partial(merge_tables, name))
             else:
                 self.partly.setdefault(name, {})[source] = sent
         if partial.get("pages") is not None:

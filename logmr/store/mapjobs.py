@@ -279,6 +279,7 @@ def _how(how: Any) -> dict[str, Any]:
     if not isinstance(how, dict) or not all(_is_int(how.get(n)) for n in ("rows", "visitors")):
         raise LogmrError("malformed report request: reduce must say rows and visitors")
     check_query(how.get("query"))
+    frames.check_probe(how.get("probe"))
     return how
 
 

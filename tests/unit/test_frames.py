@@ -4,51 +4,58 @@ from __future__ import annotations
 
 import random
 
+import polars as pl
 import pytest
 
+from logmr.errors import LogmrError
 from logmr.mapfn import frames
-from logmr.mapfn.frames import visitor_columns, visitor_hash
 from logmr.mapfn.parse import COMBINED, parse_batch
 from tests.cluster import HACKERS
 
 
-def expected(host: bytes, day: bytes, ua: bytes, status: int | None
-             ) -> tuple[int | None, int | None]:
-    if not host:
-        return None, None
-    vh = None if status is not None and 400 <= status <= 499 else visitor_hash((host, day, ua))
-    return vh, visitor_hash((host, ua))
+def hashes(hosts: list[bytes], days: list[bytes], uas: list[bytes],
+           statuses: list[int]) -> tuple[list[int | None], list[int]]:
+    frame = frames.with_visitors(pl.DataFrame(
+        {"host": hosts, "day": days, "ua": uas, "status": statuses},
+        schema={"host": pl.Binary, "day": pl.Binary, "ua": pl.Binary, "status": pl.Int64}))
+    return frame["vh"].to_list(), frame["vk"].to_list()
 
 
 def test_each_line_gets_its_visitors_hashes() -> None:
-    hosts = [b"1.1.1.1", b"1.1.1.1", b"1.1.1.1", b"2.2.2.2", b""]
-    days = [b"20/May/2015", b"21/May/2015", b"21/May/2015", b"20/May/2015", b""]
-    uas = [b"curl", b"curl", b"curl", b"curl", b""]
-    statuses: list[int | None] = [200, 200, 404, None, 0]
-    vh, vk = visitor_columns(hosts, days, uas, statuses)
+    hosts = [b"1.1.1.1", b"1.1.1.1", b"1.1.1.1", b"2.2.2.2", b"1.1.1.1c", b"1.1.1.1"]
+    days = [b"20/May/2015", b"21/May/2015", b"21/May/2015", b"20/May/2015", b"20/May/2015",
+            b"20/May/2015"]
+    uas = [b"curl", b"curl", b"curl", b"curl", b"url", b"curl"]
+    vh, vk = hashes(hosts, days, uas, [200, 200, 404, 200, 200, 301])
     assert vh[0] != vh[1] and vk[0] == vk[1] == vk[2]  # a new day, the same visitor key
     assert vh[2] is None  # a 4xx answer makes no visitor (GoAccess's default)
     assert vk[3] != vk[0] and vh[3] is not None
-    assert vh[4] is None  # an unparsed line
-    for i in range(4):
-        want_vh, want_vk = expected(hosts[i], days[i], uas[i], statuses[i])
-        assert (vh[i], vk[i]) == (want_vh, want_vk)
+    assert vk[4] != vk[0]  # the fields are hashed apart, not run together
+    assert vh[5] == vh[0]  # the same identity, the same visitor
+    assert all(0 <= h < 1 << 63 for h in [*vk, *(h for h in vh if h is not None)])
 
 
-def test_hashes_do_not_depend_on_what_was_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hashes_do_not_depend_on_how_lines_are_split() -> None:
     parsed = parse_batch(HACKERS.read_bytes(), "combined")
     cols = parsed.columns
     days = [t[:11] for t in cols["time"]]
     rows = list(zip(cols["host"], days, cols["user_agent"], cols["status"], strict=True))
-    monkeypatch.setattr(frames, "MEMO_MAX", 7)  # the memos start again all the time
+    whole = dict(zip(rows, zip(*hashes(*(list(c) for c in zip(*rows, strict=True))),
+                               strict=True), strict=True))
     random.Random(1).shuffle(rows)
     for start in range(0, len(rows), 500):
         part = rows[start:start + 500]
-        vh, vk = visitor_columns(*(list(c) for c in zip(*part, strict=True)))
-        for (host, day, ua, status), h, k in zip(part, vh, vk, strict=True):
-            want_vh, want_vk = expected(host, day, ua, status)
-            assert h == want_vh
-            assert (k if host else None) == want_vk
+        vh, vk = hashes(*(list(c) for c in zip(*part, strict=True)))
+        assert [whole[row] for row in part] == list(zip(vh, vk, strict=True))
+    # as many visitors as distinct identities (no two collide)
+    assert len({k for _, k in whole.values()}) == len({(h, u) for h, _, u, _ in rows})
+
+
+def test_a_client_that_hashes_otherwise_is_refused() -> None:
+    frames.check_probe(frames.hash_probe())
+    frames.check_probe(None)  # a client that does not say (the stock CLI)
+    with pytest.raises(LogmrError, match="hashes visitors otherwise"):
+        frames.check_probe(frames.hash_probe() + 1)
 
 
 def test_frames_of_records_read_with_different_formats_concatenate() -> None:

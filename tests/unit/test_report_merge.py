@@ -15,7 +15,7 @@ from logmr.mapfn.agents import classify_agent, is_static
 from logmr.mapfn.aggregate import Combiner, page_stream
 from logmr.mapfn.frames import record_frame
 from logmr.mapfn.parse import parse_batch
-from logmr.mapfn.partial import Merged, merge_tables
+from logmr.mapfn.partial import Merged, fold, merge_tables
 from logmr.mapfn.spec import CLICK, KMV, PANELS, ReportSpec
 from tests.cluster import HACKERS
 
@@ -131,3 +131,20 @@ def test_a_nodes_combiner_over_any_chunking_gives_the_same_report(which: str, cu
         assert sent.frame["k"].n_unique() == sent.frame.height
     partial["pages"] = pl.concat(pages)
     assert finalize([partial]) == whole
+
+
+def test_folding_keeps_few_tables_and_merges_each_row_few_times() -> None:
+    merged_rows = []
+
+    def merge(held: list[list[int]]) -> list[int]:
+        merged_rows.append(sum(len(h) for h in held))
+        return [x for h in held for x in h]
+
+    held: list[list[int]] = []
+    for i in range(1000):
+        fold(held, [i] * 10, merge)
+        assert len(held) < 8 + 8 * 10  # a few per size class, never all of them
+        sizes = [len(h) for h in held]
+        assert all(a >= b // 2 for a, b in zip(sizes, sizes[1:], strict=False))
+    assert sorted(x for h in held for x in h) == sorted(i for i in range(1000) for _ in range(10))
+    assert sum(merged_rows) < 10_000 * 12  # each row merged O(log n) times, not O(n)
