@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -264,6 +264,14 @@ def ask_each(client: Client, asks: list[tuple[Node, wire.MapRequest]], secret: b
              timeout: float | None) -> list[dict[str, Any] | LogmrError | GearmanError]:
     """The answers to map jobs that stream nothing back, sent all at once (each node runs
     its own meanwhile); a job that fails gives its error in its place."""
+    return send_each(client, asks, secret, timeout)()
+
+
+def send_each(client: Client, asks: list[tuple[Node, wire.MapRequest]], secret: bytes | None,
+              timeout: float | None
+              ) -> Callable[[], list[dict[str, Any] | LogmrError | GearmanError]]:
+    """Send the jobs of :func:`ask_each` now; the call it returns waits for the answers
+    (so that the nodes work on the next round while this one is read)."""
     sent: list[tuple[Node, wire.MapRequest, str, ForegroundJob | GearmanError]] = []
     for node, request in asks:
         unique = secrets.token_hex(16)
@@ -274,22 +282,25 @@ def ask_each(client: Client, asks: list[tuple[Node, wire.MapRequest]], secret: b
         except GearmanError as exc:
             job = exc
         sent.append((node, request, unique, job))
-    out: list[dict[str, Any] | LogmrError | GearmanError] = []
-    for node, request, unique, job in sent:
-        if isinstance(job, GearmanError):
-            out.append(job)
-            continue
-        try:
-            with job:
-                for _ in job:
-                    pass
-                answer = wire.unpack_result(verified_answer(job.result, secret, node.node_id,
-                                                            unique, request.job))
-            answer.pop("v", None)
-            out.append(answer)
-        except (LogmrError, GearmanError) as exc:
-            out.append(exc)
-    return out
+
+    def answers() -> list[dict[str, Any] | LogmrError | GearmanError]:
+        out: list[dict[str, Any] | LogmrError | GearmanError] = []
+        for node, request, unique, job in sent:
+            if isinstance(job, GearmanError):
+                out.append(job)
+                continue
+            try:
+                with job:
+                    for _ in job:
+                        pass
+                    answer = wire.unpack_result(verified_answer(
+                        job.result, secret, node.node_id, unique, request.job))
+                answer.pop("v", None)
+                out.append(answer)
+            except (LogmrError, GearmanError) as exc:
+                out.append(exc)
+        return out
+    return answers
 
 
 def verified_answer(data: bytes, secret: bytes | None, node_id: str, unique: str,
@@ -468,4 +479,4 @@ def coverage_of(reader: Reader | None) -> Coverage:
 
 
 __all__ = ["Cluster", "Coverage", "Fanout", "Node", "Plan", "Reader", "ask", "ask_each",
-           "coverage_of", "discover", "fan_out", "plan_reads", "require_nodes"]
+           "coverage_of", "discover", "fan_out", "plan_reads", "require_nodes", "send_each"]

@@ -19,6 +19,7 @@ from logmr.client.plan import (
     coverage_of,
     discover,
     require_nodes,
+    send_each,
 )
 from logmr.errors import ConfigError, LogmrError
 from logmr.gearman.client import Client
@@ -210,28 +211,37 @@ def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None
 def _fetcher(client: Client, reader: Reader, parts: dict[str, _Part], secret: bytes | None,
              timeout: float | None) -> Fetch:
     """Ask each source for what it kept of the report (one job per source, all at once)."""
-    def fetch(requests: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def fetch(requests: dict[str, dict[str, Any]]) -> Callable[[], dict[str, dict[str, Any]]]:
         sources = sorted(requests)
-        answers = ask_each(client, [
+        pending = send_each(client, [
             (reader.nodes[parts[s].node], wire.MapRequest("report_rest", {
                 "query": parts[s].result["spool"], **requests[s]})) for s in sources],
             secret, timeout)
-        failed = {parts[s].node: str(a) for s, a in zip(sources, answers, strict=True)
-                  if isinstance(a, Exception)}
-        if failed:
-            raise _RoundFailed(failed)
-        out = {}
-        for source, answer in zip(sources, answers, strict=True):
-            assert isinstance(answer, dict)
-            got: dict[str, Any] = {"tables": {name: wire.unpack_frame(table) for name, table
-                                              in (answer.get("tables") or {}).items()}}
-            if answer.get("visitors") is not None:
-                got["visitors"] = hashes_of(answer["visitors"])
-            if answer.get("pages") is not None:
-                got["pages"] = wire.unpack_frame(answer["pages"])
-            out[source] = got
-        return out
+
+        def answers() -> dict[str, dict[str, Any]]:
+            got = pending()
+            failed = {parts[s].node: str(a) for s, a in zip(sources, got, strict=True)
+                      if isinstance(a, Exception)}
+            if failed:
+                raise _RoundFailed(failed)
+            out = {}
+            for source, answer in zip(sources, got, strict=True):
+                assert isinstance(answer, dict)
+                out[source] = _decoded(answer)
+            return out
+        return answers
     return fetch
+
+
+def _decoded(answer: dict[str, Any]) -> dict[str, Any]:
+    """A report_rest answer with its tables, hashes and page views as polars data."""
+    got: dict[str, Any] = {"tables": {name: wire.unpack_frame(table) for name, table
+                                      in (answer.get("tables") or {}).items()}}
+    if answer.get("visitors") is not None:
+        got["visitors"] = hashes_of(answer["visitors"])
+    if answer.get("pages") is not None:
+        got["pages"] = wire.unpack_frame(answer["pages"])
+    return got
 
 
 def _drop(client: Client, nodes: dict[str, Node], parts: dict[str, _Part],

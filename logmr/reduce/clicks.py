@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -19,7 +20,7 @@ import polars as pl
 from logmr.mapfn.partial import Merged
 from logmr.mapfn.sessions import DURATION_BUCKETS, ENTRY, EXIT, SessionStats
 from logmr.mapfn.spec import CLICK, ReportSpec
-from logmr.reduce.topk import BUCKET_ROWS, Fetch, hash_bounds
+from logmr.reduce.topk import BUCKET_ROWS, Answers, Fetch, hash_bounds
 
 PAGES = {"visitor": pl.Int64, "ts": pl.Int64, "url": pl.Binary}
 
@@ -35,16 +36,26 @@ def click_reports(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
     if held and fetch is None:
         raise AssertionError("page views were kept back, and nothing can fetch them")
     bounds = hash_bounds(count)
+    ranges = list(zip(bounds, bounds[1:], strict=False))
+
+    def send(i: int) -> Callable[[], Answers]:
+        if not held:
+            return dict
+        assert fetch is not None
+        lo, hi = ranges[i]
+        return fetch({src: {"pages": [lo, hi]} for src in held})
+
     stats: SessionStats | None = None
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
+    pending = send(0)
+    for i, (lo, hi) in enumerate(ranges):
+        answers = pending()
+        if i + 1 < len(ranges):
+            pending = send(i + 1)  # the nodes cut the next range meanwhile
         assert lo is not None
         frames = [inline if count == 1 else inline.filter(
             (pl.col("visitor") >= lo) & (pl.col("visitor") < hi) if hi is not None
             else pl.col("visitor") >= lo)]
-        if held:
-            assert fetch is not None
-            frames += [a["pages"] for a in fetch({src: {"pages": [lo, hi]}
-                                                  for src in held}).values()]
+        frames += [a["pages"] for a in answers.values()]
         part = session_stats(pl.concat(frames), spec.session_timeout, spec.paths_length,
                              spec.transitions, spec.funnel)
         stats = part if stats is None else stats.merge(part)

@@ -34,7 +34,10 @@ from logmr.mapfn.partial import Merged, Sent, in_range, merge_tables, ranked, sc
 from logmr.mapfn.spec import ReportSpec
 
 # source -> request in, source -> answer out: {"tables": {name: frame}, "visitors": Series}
-Fetch = Callable[[dict[str, dict[str, Any]]], dict[str, dict[str, Any]]]
+Answers = dict[str, dict[str, Any]]
+# sends the requests at once and returns what waits for the answers: a reduce reading
+# range after range sends the next range's requests before it reads this one's answers
+Fetch = Callable[[dict[str, dict[str, Any]]], Callable[[], Answers]]
 BUCKET_ROWS = 250_000  # rows of a key range, or visitor hashes of a hash range
 HASHES = 1 << 63  # visitor hashes are in [0, 2**63)
 
@@ -147,10 +150,6 @@ class TopK:
         self.top = ranked(self.name, merge_tables(self.name, frames), self.k)
 
 
-def _rounds(fetch: Fetch, requests: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return fetch(requests) if requests else {}
-
-
 def _add(requests: dict[str, dict[str, Any]], src: str, kind: str, name: str,
          request: Any) -> None:
     requests.setdefault(src, {}).setdefault(kind, {})[name] = request
@@ -168,12 +167,15 @@ def reduce(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
     if (tops or merged.visitors_held) and fetch is None:
         raise AssertionError("tables were sent in part, and nothing can fetch the rest")
 
-    def ask(requests: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def send(requests: dict[str, dict[str, Any]]) -> Callable[[], Answers]:
         if not requests:
-            return {}
+            return dict
         out.rounds += 1
         assert fetch is not None
         return fetch(requests)
+
+    def ask(requests: dict[str, dict[str, Any]]) -> Answers:
+        return send(requests)()
 
     requests: dict[str, dict[str, Any]] = {}
     for name, top in tops.items():
@@ -194,7 +196,7 @@ def reduce(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
                   if name in a.get("tables", {})})
     for name, top in threes.items():
         out.tables[name] = top.result()
-    out.visitors = _visitors(merged, {n: t for n, t in tops.items() if t.ranges}, ask,
+    out.visitors = _visitors(merged, {n: t for n, t in tops.items() if t.ranges}, send,
                              bucket_rows)
     for name, top in tops.items():
         if top.ranges:
@@ -208,7 +210,7 @@ def hash_bounds(count: int) -> list[int | None]:
     return [HASHES * i // count for i in range(count)] + [None]
 
 
-def _visitors(merged: Merged, by_range: dict[str, TopK], ask: Fetch, bucket_rows: int
+def _visitors(merged: Merged, by_range: dict[str, TopK], send: Fetch, bucket_rows: int
               ) -> int:
     """The distinct visitors, counted range by range of their hashes where some source
     held its own back; tables read by key range go in the same rounds."""
@@ -219,19 +221,27 @@ def _visitors(merged: Merged, by_range: dict[str, TopK], ask: Fetch, bucket_rows
     count = math.ceil(total / bucket_rows) if held else 0
     bounds = hash_bounds(count)
     rounds = max([count, *(len(t.ranges) for t in by_range.values())])
-    visitors = 0 if held else inline.len()
-    for i in range(rounds):
-        requests: dict[str, dict[str, Any]] = {}
+
+    def requests(i: int) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
         if i < count:
             for src in held:
-                requests.setdefault(src, {})["visitors"] = [bounds[i], bounds[i + 1]]
+                out.setdefault(src, {})["visitors"] = [bounds[i], bounds[i + 1]]
         for name, top in by_range.items():
             if i < len(top.ranges):
                 for src in top.parts:
-                    _add(requests, src, "tables", name, {"range": list(top.ranges[i])})
-        answers = ask(requests)
+                    _add(out, src, "tables", name, {"range": list(top.ranges[i])})
+        return out
+
+    visitors = 0 if held else inline.len()
+    pending = send(requests(0)) if rounds else dict
+    for i in range(rounds):
+        answers = pending()
+        if i + 1 < rounds:
+            pending = send(requests(i + 1))  # the nodes cut the next range meanwhile
         if i < count:
             lo, hi = bounds[i], bounds[i + 1]
+            assert lo is not None
             parts = [a["visitors"] for a in answers.values() if "visitors" in a]
             parts.append(inline.filter(inline >= lo) if hi is None
                          else inline.filter((inline >= lo) & (inline < hi)))

@@ -81,8 +81,8 @@ def rows_of(frame: pl.DataFrame) -> list[tuple[Any, ...]]:
 
 
 def run(nodes: Nodes, k: int, bucket_rows: int = 250_000) -> tuple[list[tuple[Any, ...]], int]:
-    reduced = reduce(nodes.merged(), ReportSpec(reports=(NAME,), limit=k), nodes.fetch,
-                     bucket_rows)
+    reduced = reduce(nodes.merged(), ReportSpec(reports=(NAME,), limit=k),
+                     lambda requests: lambda: nodes.fetch(requests), bucket_rows)
     return rows_of(ranked(NAME, reduced.tables[NAME], k)), reduced.visitors
 
 
