@@ -4,19 +4,22 @@ a report frame, with no Python object per field (the regex parser of
 
 Only lines of the plain combined shape take this path: six double quotes, none escaped,
 no tab or carriage return, a host, logname and user without spaces, a well-formed time, a
-3-digit status and a byte count. Any other line is read by the regex parser, and when one
-of those parses there (an escaped quote, a cut-off line) or when there are more than a few,
-the whole chunk is: so the result is the regex parser's, line for line, which the tests
-hold it to.
+3-digit status and a byte count. Any other line (an escaped quote, a cut-off line) is read
+by the regex parser; when there are more than a few, or one parses without a time of its
+own, the whole chunk is. So the result is the regex parser's, line for line, which the
+tests hold it to.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 from logmr.mapfn.detect import NEAR
-from logmr.mapfn.frames import FRAME_SCHEMA, with_visitors
+from logmr.mapfn.frames import FRAME_SCHEMA, record_frame, with_visitors
 from logmr.mapfn.parse import parse_batch
+from logmr.timeutil import ClfClock
 
 FORMATS = ("combined", "nginx_combined")
 _PREFIX = r"^(\S+) (\S+) (\S+) \[(\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] $"
@@ -54,12 +57,13 @@ def combined_frame(blob: bytes) -> tuple[pl.DataFrame, int] | None:
           & pl.col("m").struct.field("1").is_not_null() & pl.col("ts").is_not_null())
     frame = frame.with_columns(ok.fill_null(False).alias("ok"))
     odd = frame.filter(~pl.col("ok"))["line"].to_list()
+    extra: pl.DataFrame | None = None
     if odd:
         if len(odd) >= max(2, NEAR * frame.height):
             return None  # the regex parser may read them with a second format
-        lines = blob.split(b"\n")
-        if any(parse_batch(b"\n".join(lines[i] for i in odd) + b"\n", "combined").parsed):
-            return None  # lines only the careful regex reads: its result, whole
+        extra = _read_apart(blob, odd)
+        if extra is None:
+            return None
     good = frame.filter(pl.col("ok"))
     three = pl.col("r").struct.field("1").is_not_null()
 
@@ -83,4 +87,22 @@ def combined_frame(blob: bytes) -> tuple[pl.DataFrame, int] | None:
         .alias("method"),
         pl.lit(b"", dtype=pl.Binary).alias("vhost"),
         binary(pl.col("p").struct.field("3")).alias("user"))
-    return with_visitors(out).select(list(FRAME_SCHEMA)), len(odd)
+    out = with_visitors(out).select(list(FRAME_SCHEMA))
+    if extra is None:
+        return out, len(odd)
+    return pl.concat([out, extra]).sort("line"), len(odd) - extra.height
+
+
+def _read_apart(blob: bytes, odd: list[int]) -> pl.DataFrame | None:
+    """The lines ``odd`` of ``blob`` read by the regex parser on their own, numbered as in
+    ``blob``: what it makes of them within the whole, unless one that parses has no time of
+    its own (it would take its neighbour's, which differs here): then None."""
+    lines = blob.split(b"\n")
+    parsed = parse_batch(b"\n".join(lines[i] for i in odd) + b"\n", "combined")
+    clock = ClfClock()
+    times: list[Any] = parsed.columns.get("time", [])
+    if any(ok and clock(times[j]) is None for j, ok in enumerate(parsed.parsed)):
+        return None
+    frame, _ = record_frame(parsed.columns, parsed.ts)
+    return frame.with_columns(
+        pl.lit(pl.Series(odd, dtype=pl.Int32)).gather(pl.col("line")).alias("line"))

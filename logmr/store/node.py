@@ -608,6 +608,15 @@ class NodeStore:
         self._trim_if_due()
         return value
 
+    def peek(self, record: Record, kind: int) -> Any:
+        """What :meth:`memo` keeps for ``record`` under ``kind``, if it is in the cache."""
+        key = (record.loc.path, record.loc.offset, kind)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+            return hit
+
     def cached(self, record: Record, part: int) -> bytes | array[int]:
         """A record's lines (bytes) or times (list), from the cache or the disk."""
         key = (record.loc.path, record.loc.offset, part)
@@ -762,6 +771,10 @@ class Snapshot:
              ) -> T:
         """As :meth:`NodeStore.memo`, without keeping anything."""
         return build()
+
+    def peek(self, record: Record, kind: int) -> Any:
+        """As :meth:`NodeStore.peek`: nothing is kept here."""
+        return None
 
 
 @dataclass(frozen=True)

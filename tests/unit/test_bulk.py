@@ -83,4 +83,5 @@ def test_lines_off_the_plain_shape(odd: list[int], good: int, final_newline: boo
 def test_a_clean_chunk_takes_the_bulk_path_and_the_odd_ones_do_not() -> None:
     assert same(b"\n".join([GOOD] * 50) + b"\n")
     assert same(b"\n".join([GOOD] * 300 + [b"not a log line at all"]) + b"\n")  # one bad
-    assert combined_frame(b"\n".join([GOOD] * 50 + [ODD[0]]) + b"\n") is None
+    assert same(b"\n".join([GOOD] * 50 + [ODD[0]]) + b"\n")  # read apart, then merged
+    assert combined_frame(b"\n".join([GOOD] * 50 + ODD[:3]) + b"\n") is None  # too many
