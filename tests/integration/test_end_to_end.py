@@ -135,9 +135,11 @@ def test_since_until(cluster: LocalCluster) -> None:
 def test_stock_gearman_cli_logger(cluster: LocalCluster, tmp_path: Path) -> None:
     import subprocess
 
+    # -n: one job per line, each answered once its line is fsynced: 3,456 jobs in a row,
+    # which on a slow disk take well over a minute (10 s here, over 30 s in CI)
     subprocess.run(["gearman", "-h", "127.0.0.1", "-p", str(cluster.gearmand.port), "-n",
-                    "-f", "logger"], stdin=HACKERS.open("rb"), check=True, timeout=30)
-    cluster.wait_stored(HACKERS_LINES)
+                    "-f", "logger"], stdin=HACKERS.open("rb"), check=True, timeout=600)
+    cluster.wait_stored(HACKERS_LINES, timeout=300)
     assert grep_lines(cluster, "") == expected(HACKERS)
 
 
