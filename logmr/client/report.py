@@ -165,6 +165,7 @@ def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None
                            "probe": probe}}
 
     parts: dict[str, _Part] = {}  # source (node/query) -> its first answer
+    reader: Reader | None = None
     try:
         f = spec.filters
         reader = Reader(client, cluster, wire.MapRequest("report", {**spec.to_args(),
@@ -203,7 +204,8 @@ def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None
                         fans.append(sub)
         reader.close()
     finally:
-        _drop(client, reader.nodes if "reader" in locals() else {}, parts, secret)
+        if reader is not None:
+            _drop(client, reader.nodes, parts, secret)
         client.close()
     return ReportResult(data, dict(reader.failed), cluster.servers_down, coverage_of(reader))
 

@@ -21,7 +21,16 @@ import polars as pl
 
 from logmr.mapfn.agents import Agent, classify_agent, is_static, referring_site
 from logmr.mapfn.frames import complete, empty_frame, with_client_ip, with_hash
-from logmr.mapfn.partial import ROWS_MERGE, TIMES, Merged, Sent, fold, merge_tables, trimmed
+from logmr.mapfn.partial import (
+    ROWS_MERGE,
+    TIMES,
+    Merged,
+    Sent,
+    fold,
+    merge_tables,
+    trimmed,
+    union,
+)
 from logmr.mapfn.spec import KEYS, TIME_GAMMA, VISITOR_KEYS, Filters, ReportSpec
 
 
@@ -227,8 +236,7 @@ class Combiner:
         times = times_of(frame) if self.spec.timed else None
         self.summary.add({"summary": _summary(frame, unparsed),
                           **({"times": times[0]} if times is not None else {})})
-        self._hold(self.visitors, _visitors(frame),
-                   lambda held: pl.concat(held).unique())
+        self._hold(self.visitors, _visitors(frame), union)
         if times is not None:
             self._hold(self.urls, _own_keys(times[1]),
                        lambda held: _own_keys(merge_tables(TIMES, held)))
@@ -244,18 +252,16 @@ class Combiner:
         m = self.summary
         summary = {"requests": m.requests, "bytes": m.bytes, "bytes_in": m.bytes_in,
                    "bytes_out": m.bytes_out, "unparsed": m.unparsed, "t0": m.t0, "t1": m.t1}
-        none = group_dims(complete(empty_frame()), self.spec)
-        dims = {dim: merge_tables(dim, parts) if parts else none[dim]
-                for dim, parts in self.dims.items()}
+        dims = {dim: merge_tables(dim, parts) for dim, parts in self.dims.items() if parts}
+        if len(dims) < len(self.dims):  # no frame was added: the groupings of none
+            dims = {**group_dims(complete(empty_frame()), self.spec), **dims}
         times = None
         if self.spec.timed:
             times = ({"hist": [[b, n] for b, n in m.hist.items()], "total": m.timed_total,
                       "max": m.timed_max},
                      merge_tables(TIMES, self.urls) if self.urls
                      else times_of(complete(empty_frame()))[1])
-        visitors = pl.concat(self.visitors).unique() if self.visitors else pl.Series(
-            "vh", [], dtype=pl.Int64)
-        return _whole(summary, visitors, tables_of(dims, self.spec), times)
+        return _whole(summary, union(self.visitors), tables_of(dims, self.spec), times)
 
 
 def page_stream(frame: pl.DataFrame, spec: ReportSpec, is_bot: Callable[[bytes], bool],

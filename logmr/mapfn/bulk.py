@@ -40,7 +40,6 @@ def combined_frame(blob: bytes) -> tuple[pl.DataFrame, int] | None:
     frame = pl.DataFrame({"s": [text]}).select(pl.col("s").str.split("\n")).explode(
         "s").with_row_index("line").with_columns(
         quotes.struct.field("field_0").str.extract_groups(_PREFIX).alias("p"),
-        quotes.struct.field("field_1").alias("request"),
         quotes.struct.field("field_1").str.extract_groups(_REQUEST).alias("r"),
         quotes.struct.field("field_2").str.extract_groups(_MIDDLE).alias("m"),
         quotes.struct.field("field_3").alias("referer"),

@@ -11,6 +11,7 @@ stay bytes (polars Binary): log lines are never decoded on the query path.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 from array import array
 from collections.abc import Sequence
@@ -70,10 +71,11 @@ def record_frame(columns: dict[str, Any], ts: Sequence[int]) -> tuple[pl.DataFra
     return parsed, n - parsed.height
 
 
-# Visitor hashes are polars' hash of the identity's columns, seeded (80 ms for 480k lines,
-# where blake2b per distinct visitor took 2.3 s). polars keeps that hash stable within a
-# version only: a query carries the client's HASH_PROBE, and a node whose own differs
-# refuses it (see :func:`check_probe`) rather than count one visitor as two.
+# Visitor hashes are polars' hash of the identity's columns, seeded (80 ms for 482k lines,
+# whose frame took 2.8 s to build with blake2b per distinct visitor). polars keeps that
+# hash stable within a version only: a query carries the client's hash_probe(), and a node
+# whose own differs refuses it (see :func:`check_probe`) rather than count one visitor as
+# two.
 HASH_SEED = 0x6C6F676D72
 
 
@@ -82,6 +84,7 @@ def visitor_expr(columns: Sequence[str]) -> pl.Expr:
     return (pl.struct(list(columns)).hash(seed=HASH_SEED) // 2).cast(pl.Int64)
 
 
+@functools.cache
 def hash_probe() -> int:
     """This process's visitor hash of a fixed identity."""
     probe = pl.DataFrame({"host": [b"192.0.2.1"], "ua": [b"logmr"]},

@@ -102,6 +102,17 @@ class Sent:
     sample: list[Any] = field(default_factory=list)  # keys at even steps in key order
 
 
+def union(held: list[pl.Series]) -> pl.Series:
+    """The distinct visitor hashes of several sets (an empty set when there are none)."""
+    return pl.concat(held).unique() if held else pl.Series("vh", [], dtype=pl.Int64)
+
+
+def hash_in(column: str, lo: int, hi: int | None) -> pl.Expr:
+    """Hashes of ``column`` in [lo, hi) (hi None: no bound)."""
+    keep = pl.col(column) >= lo
+    return keep if hi is None else keep & (pl.col(column) < hi)
+
+
 def in_range(lo: Any, hi: Any) -> pl.Expr:
     """Keys in [lo, hi) (None: unbounded; the last range also holds null keys)."""
     expr = pl.lit(True)
@@ -196,7 +207,7 @@ class Merged:
         seen["unparsed"] += s["unparsed"]
         visitors = partial.get("visitors")
         if visitors is not None:
-            fold(self.visitors, visitors, lambda held: pl.concat(held).unique())
+            fold(self.visitors, visitors, union)
         elif s.get("visitors"):
             self.visitors_held[source] = s["visitors"]
         for name, sent in partial.get("tables", {}).items():
@@ -219,11 +230,6 @@ class Merged:
     def add_pages(self, pages: Any) -> None:
         """Fold in a page stream (a polars frame) sent on its own."""
         self.pages.append(pages)
-
-    @property
-    def whole(self) -> bool:
-        """True when nothing was kept back: every table and visitor set is here."""
-        return not (self.visitors_held or self.pages_held or any(self.partly.values()))
 
 
 def _min(a: int | None, b: int | None) -> int | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from logmr.mapfn.partial import Merged
+from logmr.mapfn.partial import Merged, hash_in
 from logmr.mapfn.sessions import DURATION_BUCKETS, ENTRY, EXIT, SessionStats
 from logmr.mapfn.spec import CLICK, ReportSpec
 from logmr.reduce.topk import BUCKET_ROWS, Answers, Fetch, hash_bounds
@@ -52,9 +52,7 @@ def click_reports(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
         if i + 1 < len(ranges):
             pending = send(i + 1)  # the nodes cut the next range meanwhile
         assert lo is not None
-        frames = [inline if count == 1 else inline.filter(
-            (pl.col("visitor") >= lo) & (pl.col("visitor") < hi) if hi is not None
-            else pl.col("visitor") >= lo)]
+        frames = [inline if count == 1 else inline.filter(hash_in("visitor", lo, hi))]
         frames += [a["pages"] for a in answers.values()]
         part = session_stats(pl.concat(frames), spec.session_timeout, spec.paths_length,
                              spec.transitions, spec.funnel)

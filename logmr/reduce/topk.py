@@ -30,7 +30,17 @@ from typing import Any
 
 import polars as pl
 
-from logmr.mapfn.partial import Merged, Sent, in_range, merge_tables, ranked, score_of, select
+from logmr.mapfn.partial import (
+    Merged,
+    Sent,
+    hash_in,
+    in_range,
+    merge_tables,
+    ranked,
+    score_of,
+    select,
+    union,
+)
 from logmr.mapfn.spec import ReportSpec
 
 # source -> request in, source -> answer out: {"tables": {name: frame}, "visitors": Series}
@@ -48,7 +58,6 @@ class Reduced:
 
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     visitors: int = 0
-    rounds: int = 0  # rounds of requests it took (0: every table came whole)
 
 
 def round_two_size(sent: Sent, at_least: int) -> int:
@@ -72,6 +81,7 @@ class TopK:
         self.bucket_rows = bucket_rows
         self.at_least = 0
         self.ranges: list[tuple[Any, Any]] = []
+        self.candidates: list[Any] = []  # keys that may be in the top k, after round three
         self.top: pl.DataFrame | None = None  # the running top k, in range mode
 
     def _frames(self) -> list[pl.DataFrame]:
@@ -121,12 +131,12 @@ class TopK:
         slack = max(self.at_least - 1, 0)  # what a source may hold of a key it did not send
         have = {src: set(f["k"].to_list()) for src, f in self.got.items()}
         keys = lower["k"].to_list()
-        candidates = [key for key, score in zip(keys, lower[self.score].to_list(), strict=True)
-                      if score + slack * sum(key not in h for h in have.values()) >= tau]
-        self.candidates = candidates
+        self.candidates = [
+            key for key, score in zip(keys, lower[self.score].to_list(), strict=True)
+            if score + slack * sum(key not in h for h in have.values()) >= tau]
         out = {}
         for src, held in have.items():
-            missing = [key for key in candidates if key not in held]
+            missing = [key for key in self.candidates if key not in held]
             if missing:
                 out[src] = {"keys": missing}
         return out
@@ -155,6 +165,11 @@ def _add(requests: dict[str, dict[str, Any]], src: str, kind: str, name: str,
     requests.setdefault(src, {}).setdefault(kind, {})[name] = request
 
 
+def _table_of(answers: Answers, name: str) -> dict[str, pl.DataFrame]:
+    """Each source's rows of table ``name`` in a round's answers."""
+    return {src: a["tables"][name] for src, a in answers.items() if name in a.get("tables", {})}
+
+
 def reduce(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
            bucket_rows: int = BUCKET_ROWS) -> Reduced:
     """Every table exact (at least its top ``spec.limit`` rows) and the distinct visitors,
@@ -170,7 +185,6 @@ def reduce(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
     def send(requests: dict[str, dict[str, Any]]) -> Callable[[], Answers]:
         if not requests:
             return dict
-        out.rounds += 1
         assert fetch is not None
         return fetch(requests)
 
@@ -184,17 +198,14 @@ def reduce(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
     answers = ask(requests)
     threes = {n: t for n, t in tops.items() if not t.ranges}
     for name, top in threes.items():
-        top.take({src: a["tables"][name] for src, a in answers.items()
-                  if name in a.get("tables", {})})
+        top.take(_table_of(answers, name))
     requests = {}
     for name, top in threes.items():
         for src, request in top.third().items():
             _add(requests, src, "tables", name, request)
     answers = ask(requests)
     for name, top in threes.items():
-        top.take({src: a["tables"][name] for src, a in answers.items()
-                  if name in a.get("tables", {})})
-    for name, top in threes.items():
+        top.take(_table_of(answers, name))
         out.tables[name] = top.result()
     out.visitors = _visitors(merged, {n: t for n, t in tops.items() if t.ranges}, send,
                              bucket_rows)
@@ -214,8 +225,7 @@ def _visitors(merged: Merged, by_range: dict[str, TopK], send: Fetch, bucket_row
               ) -> int:
     """The distinct visitors, counted range by range of their hashes where some source
     held its own back; tables read by key range go in the same rounds."""
-    inline = pl.concat(merged.visitors).unique() if merged.visitors else pl.Series(
-        "vh", [], dtype=pl.Int64)
+    inline = union(merged.visitors)
     held = merged.visitors_held
     total = sum(held.values()) + inline.len()
     count = math.ceil(total / bucket_rows) if held else 0
@@ -243,11 +253,9 @@ def _visitors(merged: Merged, by_range: dict[str, TopK], send: Fetch, bucket_row
             lo, hi = bounds[i], bounds[i + 1]
             assert lo is not None
             parts = [a["visitors"] for a in answers.values() if "visitors" in a]
-            parts.append(inline.filter(inline >= lo) if hi is None
-                         else inline.filter((inline >= lo) & (inline < hi)))
+            parts.append(inline.to_frame().filter(hash_in("vh", lo, hi)).to_series())
             visitors += pl.concat(parts).n_unique()
         for name, top in by_range.items():
             if i < len(top.ranges):
-                top.take_range(i, {src: a["tables"][name] for src, a in answers.items()
-                                   if name in a.get("tables", {})})
+                top.take_range(i, _table_of(answers, name))
     return visitors

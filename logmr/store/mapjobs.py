@@ -30,7 +30,7 @@ from logmr.mapfn import frames
 from logmr.mapfn.agents import is_bot, is_static
 from logmr.mapfn.aggregate import Combiner, page_stream, prepared
 from logmr.mapfn.grep import GrepQuery, count_records, grep_hour, matching_spans
-from logmr.mapfn.partial import in_part, select, to_wire
+from logmr.mapfn.partial import hash_in, in_part, select, to_wire
 from logmr.mapfn.pattern import runs_in_linear_time
 from logmr.mapfn.spec import MAX_PATTERN, UNRANKED, ReportSpec
 from logmr.store.node import NodeStore, Record, Snapshot
@@ -328,11 +328,7 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
             if rows >= CHUNK_ROWS:
                 flush()
     flush()
-    out = answer_of(combined.partial(), spec, how, spool)
-    if pages_held:
-        out["pages"] = pages_held
-        out["spool"] = how["query"]
-    return out
+    return answer_of(combined.partial(), spec, how, spool, pages_held)
 
 
 # what a client sends whole when it does not say (the stock gearman CLI, an older client)
@@ -350,12 +346,13 @@ def _how(how: Any) -> dict[str, Any]:
     return how
 
 
-def answer_of(partial: dict[str, Any], spec: ReportSpec, how: dict[str, Any], spool: Spool
-              ) -> dict[str, Any]:
+def answer_of(partial: dict[str, Any], spec: ReportSpec, how: dict[str, Any], spool: Spool,
+              pages_held: int = 0) -> dict[str, Any]:
     """A node's partial for the wire: each table whole when it has at most ``rows`` keys
     (the client says how many), else its top rows with its bands and key sample, the whole
-    kept in the spool for the rounds that follow (likewise the visitor hashes)."""
-    query, kept = how.get("query"), False
+    kept in the spool for the rounds that follow (likewise the visitor hashes; the page
+    views, ``pages_held`` of them, were spooled as they came)."""
+    query, kept = how.get("query"), pages_held > 0
     for name, sent in partial["tables"].items():
         if name in UNRANKED or sent.frame.height <= how["rows"] or query is None:
             continue
@@ -367,6 +364,8 @@ def answer_of(partial: dict[str, Any], spec: ReportSpec, how: dict[str, Any], sp
         partial["visitors"] = None
         kept = True
     out = to_wire(partial)
+    if pages_held:
+        out["pages"] = pages_held
     if kept:
         out["spool"] = query
     return out
@@ -405,10 +404,10 @@ def map_report_rest(store: NodeStore, job: Reply, args: dict[str, Any], deadline
     span = _span(args.get("visitors"), "visitors")
     if span is not None:
         hashes = spool.get(query, "visitors")
-        out["visitors"] = wire.pack_frame(hashes.filter(_hash_in("vh", *span)))
+        out["visitors"] = wire.pack_frame(hashes.filter(hash_in("vh", *span)))
     span = _span(args.get("pages"), "pages")
     if span is not None:
-        pages = [spool.get(query, name).filter(_hash_in("visitor", *span))
+        pages = [spool.get(query, name).filter(hash_in("visitor", *span))
                  for name in spool.names(query, "pages_")]
         out["pages"] = wire.pack_frame(pl.concat(pages) if pages else pl.DataFrame(
             schema={"visitor": pl.Int64, "ts": pl.Int64, "url": pl.Binary}))
@@ -424,10 +423,6 @@ def _span(span: Any, what: str) -> tuple[int, int | None] | None:
         raise LogmrError(f"malformed report request: {what} must be [low, high]")
     return span[0], span[1]
 
-
-def _hash_in(column: str, lo: int, hi: int | None) -> pl.Expr:
-    keep = pl.col(column) >= lo
-    return keep if hi is None else keep & (pl.col(column) < hi)
 
 
 def _table_request(request: Any) -> bool:
