@@ -7,6 +7,7 @@ line matches exactly when ``re.search`` would match it on its own.
 
 from __future__ import annotations
 
+import bisect
 import mmap
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -258,6 +259,16 @@ def grep_hour(records: Iterable[GrepRecord], rx: re.Pattern[bytes], invert: bool
                 rows.append((t, bid, idx, host, blob[start:end]))
     rows.sort()
     return rows
+
+
+def due(held: list[Row], new: list[Row], before: int | None) -> tuple[list[Row], list[Row]]:
+    """Merge sorted ``new`` rows into sorted ``held`` ones; returns the rows earlier than
+    ``before`` (None: all of them), in order, and those still to hold."""
+    rows = held + new if not held or not new or held[-1] <= new[0] else sorted(held + new)
+    if before is None:
+        return rows, []
+    cut = bisect.bisect_left(rows, (before,))
+    return rows[:cut], rows[cut:]
 
 
 R = TypeVar("R", bound=GrepRecord)

@@ -29,7 +29,7 @@ from logmr.jobs import (
 from logmr.mapfn import frames
 from logmr.mapfn.agents import is_bot, is_static
 from logmr.mapfn.aggregate import Combiner, page_stream, prepared
-from logmr.mapfn.grep import GrepQuery, count_records, grep_hour, matching_spans
+from logmr.mapfn.grep import GrepQuery, Row, count_records, due, grep_hour, matching_spans
 from logmr.mapfn.partial import hash_in, in_part, select, to_wire
 from logmr.mapfn.pattern import runs_in_linear_time
 from logmr.mapfn.spec import MAX_PATTERN, UNRANKED, ReportSpec
@@ -135,19 +135,23 @@ def map_grep(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
     total = 0
     per_record: list[tuple[str, int, int]] = []
     hours = list(store.records(since, until))
-    for done, (_hour, records) in enumerate(hours):
+    held: list[Row] = []  # rows of records that reach past the hour read so far
+    for done, (hour, records) in enumerate([*hours, (None, [])]):
         if time.monotonic() > deadline:
             raise LogmrError("map job exceeded its time budget and was stopped; narrow it "
                              "with --since/--until")
         # progress, and a sign of life for the client's idle timeout
-        job.send_status(done, len(hours))
+        job.send_status(min(done, len(hours)), len(hours))
         metas = [_Adapter(r) for r in records if wanted(r)]
         if count_only:
             # per record, so that the client counts a batch stored on two nodes once
             per_record.extend((rec.batch_id, rec.meta_part, n) for rec, n in
                               count_records(metas, rx, query.invert, since, until) if n)
             continue
-        rows = grep_hour(metas, rx, query.invert, since, until)
+        # every line of this hour's records and of later ones is at or after ``hour``:
+        # the rows held from before it go out first, in order
+        rows, held = due(held, grep_hour(metas, rx, query.invert, since, until),
+                                   hour)
         if after is not None:
             key = tuple(after)
             rows = [r for r in rows if (r[0], r[1], r[2]) > key]

@@ -1,5 +1,9 @@
 """A storage node's data: segments by hour, the time index, the dedupe record, a cache.
 
+A record lies in the segment of the hour of its earliest line and holds a whole batch, or,
+for a batch whose lines span more than :data:`MAX_SPAN`, the batch's lines of one UTC day:
+a sparse log (a few lines an hour) makes one record a batch, not one per hour it spans.
+
 The index and the set of stored batch ids live in memory and are rebuilt from the segment
 headers at start; the segments are the only truth on disk. Ingest (one thread) appends and
 fsyncs; queries (other threads) read a snapshot of the index and never wait for ingest.
@@ -35,6 +39,10 @@ log = logging.getLogger(__name__)
 
 SEGMENT_SUFFIX = ".seg"
 DEFAULT_CACHE_MB = 256
+# a batch spanning longer is stored a day at a time (the index reads back this far before
+# a range's start, and retention keeps a segment until its newest line is old enough)
+MAX_SPAN = 7 * 86400
+SPLIT_UNIT = 86400  # the length of the pieces such a batch is cut into: a UTC day
 TRIM_AFTER = 64 << 20  # bytes evicted from the cache between two heap trims
 T = TypeVar("T")
 
@@ -120,6 +128,7 @@ class NodeStore:
         self._lock = threading.Lock()
         self._index: dict[int, list[tuple[Location, RecordMeta]]] = {}
         self._hours: list[int] = []
+        self._reach = 3599  # the latest line of any record, in seconds past its segment's hour
         self._done: set[tuple[str, int]] = set()
         self._by_batch: dict[str, list[tuple[Location, RecordMeta]]] = {}
         self._seq: dict[tuple[str, int], int] = {}
@@ -227,6 +236,7 @@ class NodeStore:
             bisect.insort(self._hours, hour)
             self._index[hour] = []
         self._index[hour].append((loc, meta))
+        self._reach = max(self._reach, meta.t1 - hour)
         self._done.add(key)
         self._by_batch.setdefault(meta.batch_id, []).append((loc, meta))
         self.seq += 1
@@ -259,25 +269,23 @@ class NodeStore:
         n = len(parsed.ts)
         if n and parsed.unparsed > (1 - REDETECT_BELOW) * n:
             self._warn_unparsed(batch.host, fmt, parsed.unparsed, n)
-        first, last = (hour_of(min(parsed.ts)), hour_of(max(parsed.ts))) if n else (0, 0)
-        hours = [first] if first == last else sorted({hour_of(t) for t in parsed.ts})
-        hours = hours if n else []
-        lines_by_hour = self._split(blob, parsed.ts, hours)
+        parts = self._parts(parsed.ts) if n else []
         pending: list[_Pending] = []
-        for part, hour in enumerate(hours):
+        for part, idx in enumerate(parts):
             with self._lock:
                 if (batch.batch_id, part) in self._done:
                     continue
-            idx, lines = lines_by_hour[hour]
-            ts = [parsed.ts[i] for i in idx] if len(hours) > 1 else parsed.ts
-            cols = ({k: [v[i] for i in idx] for k, v in parsed.columns.items()}
-                    if len(hours) > 1 else parsed.columns)
-            ok = [parsed.parsed[i] for i in idx] if len(hours) > 1 else parsed.parsed
+            whole = len(parts) == 1
+            lines = blob if whole else self._lines_of(blob, idx)
+            ts = parsed.ts if whole else [parsed.ts[i] for i in idx]
+            cols = (parsed.columns if whole
+                    else {k: [v[i] for i in idx] for k, v in parsed.columns.items()})
+            ok = parsed.parsed if whole else [parsed.parsed[i] for i in idx]
             record, meta = segment.encode_record(
-                {"batch_id": batch.batch_id, "part": part, "parts": len(hours),
+                {"batch_id": batch.batch_id, "part": part, "parts": len(parts),
                  "lines": len(ts), "t0": min(ts), "t1": max(ts), "host": batch.host,
                  "unparsed": ok.count(False), "fmt": fmt}, lines, cols, ts)
-            pending.append(_Pending(hour, record, meta, lines, ts))
+            pending.append(_Pending(hour_of(meta.t0), record, meta, lines, ts))
         # parsed and encoded outside the lock: a copy arriving meanwhile need not wait
         with self._write_lock:
             with self._lock:  # a copy of the same batch may have landed meanwhile
@@ -400,14 +408,20 @@ class NodeStore:
                 writer.abandon()
 
     @staticmethod
-    def _split(blob: bytes, ts: list[int], hours: list[int]) -> dict[int, tuple[list[int], bytes]]:
-        if len(hours) <= 1:
-            return {h: (list(range(len(ts))), blob) for h in hours}
-        lines = blob.split(b"\n")[:-1]
-        groups: dict[int, list[int]] = {h: [] for h in hours}
+    def _parts(ts: list[int]) -> list[list[int]]:
+        """The line indexes of each record a batch makes: one, or one per UTC day when the
+        batch spans more than MAX_SPAN (oldest day first)."""
+        if max(ts) - min(ts) <= MAX_SPAN:
+            return [list(range(len(ts)))]
+        days: dict[int, list[int]] = {}
         for i, t in enumerate(ts):
-            groups[hour_of(t)].append(i)
-        return {h: (idx, b"".join(lines[i] + b"\n" for i in idx)) for h, idx in groups.items()}
+            days.setdefault(t // SPLIT_UNIT, []).append(i)
+        return [days[d] for d in sorted(days)]
+
+    @staticmethod
+    def _lines_of(blob: bytes, idx: list[int]) -> bytes:
+        lines = blob.split(b"\n")
+        return b"".join(lines[i] + b"\n" for i in idx)
 
     def _writer_path(self, hour: int) -> str:
         return self._segment_path(hour, self._gen.get(hour, 0))
@@ -521,6 +535,7 @@ class NodeStore:
         """Point the index at an hour's rewritten segment (the caller holds the lock)."""
         old_path = self._writer_path(hour)
         self._index[hour] = new
+        self._reach = max(self._reach, *(m.t1 - hour for _, m in new))
         by_key = {(m.batch_id, m.part): (loc, m) for loc, m in new}
         for batch_id in {m.batch_id for _, m in old}:
             self._by_batch[batch_id] = [by_key.get((m.batch_id, m.part), (loc, m))
@@ -574,10 +589,13 @@ class NodeStore:
 
     def records(self, since: int | None = None, until: int | None = None
                 ) -> Iterator[tuple[int, list[Record]]]:
-        """Records per hour, oldest hour first, that may hold lines in [since, until)."""
+        """Records per segment hour, oldest first, that may hold lines in [since, until).
+        Every line of a record is at or after its segment's hour, and at most ``_reach``
+        seconds past it."""
         with self._lock:
             hours = list(self._hours)
-        lo = 0 if since is None else bisect.bisect_left(hours, hour_of(since))
+            reach = self._reach
+        lo = 0 if since is None else bisect.bisect_left(hours, since - reach)
         for hour in hours[lo:]:
             if until is not None and hour >= until:
                 break

@@ -83,7 +83,8 @@ class ReparseSpec:
         """A record's columns read again from its lines; None when they would not change.
 
         A line keeps the time it was stored with when the new format does not read it, or
-        reads a time outside the record's hour (the segment it lies in is that hour's)."""
+        reads a time before the record's segment's hour (a record's lines are all at or
+        after it)."""
         if not self.wants(record):
             return None
         meta = record.meta
@@ -99,7 +100,7 @@ class ReparseSpec:
             return None  # read with this format already
         stored = record.ts()
         start = hour_of(meta.t0)
-        ts = [t if ok and start <= t < start + 3600 else old
+        ts = [t if ok and start <= t else old
               for t, ok, old in zip(parsed.ts, parsed.parsed, stored, strict=True)]
         if not meta.fmt and ts == list(stored) and parsed.columns == record.columns():
             return None  # a record from before formats were noted, read the same

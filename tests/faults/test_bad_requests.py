@@ -123,8 +123,9 @@ def test_a_node_id_that_is_a_path_is_refused(tmp_path: object) -> None:
 def test_a_corrupt_segment_does_not_stop_the_node_and_is_reported(
         cluster_factory: Callable[..., LocalCluster]) -> None:
     cluster = cluster_factory(nodes=1)
-    assert cluster.run("ship", str(SEMICOMPLETE)).returncode == 0
-    wait_for(lambda: cluster.run("grep", "-c", "").stdout == b"%d\n" % SEMICOMPLETE_LINES, 30,
+    # batches of 40 lines (about 20 minutes of this log each): segments of two records
+    assert cluster.run("ship", "--batch-lines", "40", str(SEMICOMPLETE)).returncode == 0
+    wait_for(lambda: cluster.run("grep", "-c", "").stdout == b"%d\n" % SEMICOMPLETE_LINES, 60,
              "stored")
     cluster.stop_worker("node1")
     # a segment with two records or more: corrupt the first one's body
@@ -138,7 +139,7 @@ def test_a_corrupt_segment_does_not_stop_the_node_and_is_reported(
     out = cluster.run("grep", "")
     assert out.returncode == 0, out.stderr
     # the corrupt record is lost and the rest is served: what is missing, against the file
-    # itself, is one run of consecutive lines (a record is one hour of one batch)
+    # itself, is one run of consecutive lines (a record is a batch)
     sent = SEMICOMPLETE.read_bytes().splitlines()
     served = Counter(out.stdout.splitlines())
     assert not served - Counter(sent)  # nothing that was not sent, nothing twice

@@ -15,6 +15,8 @@ from logmr.store.node import NodeStore
 from logmr.wire import Batch
 from tests.unit.test_node import THREE_HOURS, line
 
+pytestmark = pytest.mark.usefixtures("hourly_records")
+
 
 @pytest.mark.parametrize(("text", "want"), [
     ("0", (0, None)), ("500M", (500 << 20, None)), ("2g", (2 << 30, None)),

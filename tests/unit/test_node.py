@@ -15,6 +15,8 @@ from logmr.store import node, segment
 from logmr.store.node import NodeStore, Record
 from logmr.wire import Batch, check_id
 
+pytestmark = pytest.mark.usefixtures("hourly_records")
+
 H10 = 1432116000  # 20/May/2015:10:00:00 +0000
 H11 = H10 + 3600
 H12 = H10 + 7200

@@ -20,6 +20,8 @@ from logmr.timeutil import ClfClock
 from logmr.wire import Batch
 from tests.unit.test_node import H10, H11, H12, THREE_HOURS, line
 
+pytestmark = pytest.mark.usefixtures("hourly_records")
+
 WRONG = "vhost_combined"  # reads no combined line: %v:%p takes the client's address
 MIXED = THREE_HOURS + line(12, 30, "/e", 404) + b"not a log line\n"
 
