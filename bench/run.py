@@ -241,6 +241,40 @@ def file_report_phase(log: Path, args: argparse.Namespace, goaccess_s: float
             "ratio_first": goaccess_s / first, "peak_mib": peak}
 
 
+def du(path: Path) -> int:
+    """Bytes of the files under ``path`` (what the data dir holds)."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def density_phase() -> dict[str, object]:
+    """The real ployt0 log shipped once to one node: the bytes its data dir holds."""
+    port = free_port()
+    env = {**os.environ, "LOGMR_SERVERS": f"127.0.0.1:{port}"}
+    gearmand = shutil.which("gearmand") or "/usr/sbin/gearmand"
+    data = OUT / "density"
+    lines = sum(1 for _ in PLOYT0.open("rb"))
+    procs = [subprocess.Popen([gearmand, "--listen=127.0.0.1", f"--port={port}",
+                               f"--log-file={OUT / 'gearmand-density.log'}",
+                               "--verbose=WARNING"])]
+    try:
+        wait(lambda: timed(LOGMR + ["status", "--format", "json"], env=env)[1].returncode
+             == 0, 20, "gearmand")
+        procs.append(subprocess.Popen(LOGMR + ["worker", "--data-dir", str(data), "--replicas",
+                                               "1"], env=env, stderr=subprocess.DEVNULL))
+        if subprocess.run(LOGMR + ["ship", str(PLOYT0)], env=env, check=False).returncode:
+            sys.exit("bench: ship failed")
+        wait(lambda: timed(LOGMR + ["grep", "-c", ""], env=env)[1].stdout.strip()
+             == str(lines).encode(), 120, "the ployt0 log stored")
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(30)
+    raw, disk = PLOYT0.stat().st_size, du(data)
+    print(f"storage: the real ployt0 log ({raw:,} bytes, {lines:,} lines) shipped once: "
+          f"{disk:,} bytes in the data dir = 1/{raw / disk:.1f} (target <= 1/15)")
+    return {"raw_bytes": raw, "disk_bytes": disk, "ratio": raw / disk}
+
+
 def cluster_phase(rf: int, log: Path, args: argparse.Namespace, goaccess_rate: float,
                   goaccess_s: float, grow_after: bool) -> dict[str, object]:
     """A fresh 2-node cluster keeping ``rf`` copies: ingest, grep -c, reports."""
@@ -294,6 +328,10 @@ def cluster_phase(rf: int, log: Path, args: argparse.Namespace, goaccess_rate: f
         results.update(ingest_s=ingest, ship_s=shipped, ingest_ratio=rate / goaccess_rate)
         spread = {k: v["lines"] for k, v in nodes().items()}
         print(f"  lines per node: {spread}")
+        disk = sum(du(data / f"node{n}") for n in (1, 2))
+        print(f"  on disk: {disk / 1e6:.1f} MB for {rf} copies of {log.stat().st_size / 1e6:.0f}"
+              f" MB = 1/{rf * log.stat().st_size / disk:.1f} of the raw log a copy")
+        results["disk_bytes"] = disk
 
         subprocess.run(["cat", str(log)], stdout=subprocess.DEVNULL, check=True)
         greps = []
@@ -367,6 +405,7 @@ def main() -> None:
     print(f"goaccess: {took:.2f} s, {goaccess_rate:,.0f} lines/s")
     results["goaccess_s"] = took
 
+    results["density"] = density_phase()
     print("file mode (no cluster):")
     results["file_grep"] = file_phase(log, args)
     results["file_report"] = file_report_phase(log, args, took)

@@ -25,14 +25,14 @@ SCHEMA = {
     "method": pl.Binary, "vhost": pl.Binary, "user": pl.Binary,
 }
 FRAME_SCHEMA = {**SCHEMA, "vh": pl.Int64, "vk": pl.Int64}
-_SOURCES = {"host": "host", "ua": "user_agent", "url": "url", "status": "status",
+SOURCES = {"host": "host", "ua": "user_agent", "url": "url", "status": "status",
             "bytes": "bytes", "referer": "referer", "method": "method", "vhost": "vhost",
             "user": "user"}
 # Columns few formats log: a record's frame has them only when its format does (null where
 # a line logs "-"), and :func:`complete` adds them as nulls to a frame without them.
 OPTIONAL = {"dur": pl.Int64, "xff": pl.Binary, "bytes_in": pl.Int64, "bytes_out": pl.Int64,
             "mime": pl.Binary, "tls": pl.Binary}
-_OPTIONAL_SOURCES = {"dur": "duration_us", "xff": "forwarded_for", "bytes_in": "bytes_in",
+OPTIONAL_SOURCES = {"dur": "duration_us", "xff": "forwarded_for", "bytes_in": "bytes_in",
                      "bytes_out": "bytes_out", "mime": "o:content-type",
                      "tls": "x:ssl_protocol"}
 
@@ -42,12 +42,12 @@ def record_frame(columns: dict[str, Any], ts: Sequence[int]) -> tuple[pl.DataFra
     ts = ts.tolist() if isinstance(ts, array) else ts
     n = len(ts)
     data: dict[str, Any] = {"ts": ts, "line": range(n)}
-    for name, source in _SOURCES.items():
+    for name, source in SOURCES.items():
         values = columns.get(source)
         data[name] = values if values is not None and len(values) == n else (
             [0] * n if SCHEMA[name] == pl.Int64 else [b""] * n)
     schema = dict(FRAME_SCHEMA)
-    for name, source in _OPTIONAL_SOURCES.items():
+    for name, source in OPTIONAL_SOURCES.items():
         values = columns.get(source)
         if values is not None and len(values) == n:
             if name == "dur":  # NO_DURATION: not logged

@@ -33,6 +33,7 @@ from logmr.mapfn.grep import GrepQuery, Row, count_records, due, grep_hour, matc
 from logmr.mapfn.partial import hash_in, in_part, select, to_wire
 from logmr.mapfn.pattern import runs_in_linear_time
 from logmr.mapfn.spec import MAX_PATTERN, UNRANKED, ReportSpec
+from logmr.store import columnar, segment
 from logmr.store.node import NodeStore, Record, Snapshot
 from logmr.store.repair import Catalog, Repairer
 from logmr.store.reparse import Reparser
@@ -204,8 +205,15 @@ FRAME_SLOT = 3  # the cache slot of a record's report frame (segment parts are 0
 
 def record_frame_of(store: NodeStore, record: Record) -> tuple[pl.DataFrame, int]:
     """A record's report frame, built once and kept in the node's bounded cache."""
-    return store.memo(record, FRAME_SLOT,
-                      lambda: frames.record_frame(record.columns(), record.ts()), _frame_size)
+    return store.memo(record, FRAME_SLOT, lambda: _build_frame(record), _frame_size)
+
+
+def _build_frame(record: Record) -> tuple[pl.DataFrame, int]:
+    if record.meta.enc == 2:  # from the stored columns, with no Python per line
+        built = columnar.report_frame(segment.decode_frame(record.loc, record.meta))
+        if built is not None:
+            return built
+    return frames.record_frame(record.columns(), record.ts())
 
 
 def _given(value: tuple[pl.DataFrame, int]) -> Callable[[], tuple[pl.DataFrame, int]]:
@@ -323,7 +331,8 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
             if (f.source_host is not None and record.meta.host != f.source_host) or (
                     not wanted(record)):
                 continue
-            if record.meta.lines < SMALL and store.peek(record, FRAME_SLOT) is None:
+            if (record.meta.lines < SMALL and record.meta.enc == 1
+                    and store.peek(record, FRAME_SLOT) is None):
                 small.add(record)
                 if small.lines >= CHUNK_ROWS:
                     take_small()

@@ -1,13 +1,15 @@
 """Append-only segment files: one per UTC hour of log time, a sequence of records.
 
-A record is one batch's lines that fall in the segment's hour::
+A record is one batch's lines (see :mod:`logmr.store.node` for how batches are cut)::
 
     magic "LMR1" | meta length u32 | body length u32 | crc32(meta + body) u32
-    meta (msgpack) | body = zstd(lines) + zstd(times, int64 array) + zstd(columns, msgpack)
+    meta (msgpack) | body = lines + times + columns
 
-The meta holds the length and crc32 of each of the three parts, so a query reads (and
-checks) only the part it needs: grep reads lines, and times only where a range cuts a
-record; reports read columns.
+The body's three parts are, in a record of encoding 2 (``RecordMeta.enc``), two empty
+ones and the columns in Parquet, the lines rebuilt from them (:mod:`logmr.store.columnar`);
+in one of encoding 1 (written before), zstd(lines), zstd(times, an int64 array) and
+zstd(columns, msgpack). The meta holds the length and crc32 of each part, so a query reads
+(and checks) only the part it needs.
 
 Records are written with one write() and made durable with fsync before the batch is
 acknowledged. A crash can leave a torn record at the tail; opening the segment detects it
@@ -27,10 +29,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+import polars as pl
 import zstandard
 
 from logmr import private
 from logmr.errors import StoreError
+from logmr.store import columnar
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +75,17 @@ class RecordMeta:
     sizes: tuple[int, int, int]  # compressed length of lines, times, columns in the body
     crcs: tuple[int, int, int]  # crc32 of each of those parts
     fmt: str = ""  # the log format the columns were read with ("" in records before it)
+    enc: int = 1  # how the body is encoded: 2, columns alone; 1, lines, times and columns
 
     def pack(self) -> bytes:
-        """The meta as stored in the record header (the format last: a reader that does
-        not know it reads the first eleven fields)."""
+        """The meta as stored in the record header (the format, then the encoding, last:
+        a reader that does not know them reads the first eleven fields)."""
         fields = [self.batch_id, self.part, self.parts, self.lines, self.t0, self.t1,
                   self.host, self.unparsed, self.raw_bytes, list(self.sizes), list(self.crcs)]
-        if self.fmt:
+        if self.fmt or self.enc != 1:
             fields.append(self.fmt)
+        if self.enc != 1:
+            fields.append(self.enc)
         packed: bytes = msgpack.packb(fields)
         return packed
 
@@ -91,8 +98,11 @@ class RecordMeta:
             raise ValueError("record meta needs three part sizes and crcs")
         (batch_id, part, parts, lines, t0, t1, host, unparsed, raw_bytes) = fields[:9]
         fmt = fields[11] if len(fields) > 11 and isinstance(fields[11], str) else ""
+        enc = fields[12] if len(fields) > 12 else 1
+        if enc not in ENCODINGS:
+            raise ValueError(f"record encoding {enc!r} is not one this logmr reads")
         return cls(batch_id, part, parts, lines, t0, t1, host, unparsed, raw_bytes,
-                   (sizes[0], sizes[1], sizes[2]), (crcs[0], crcs[1], crcs[2]), fmt)
+                   (sizes[0], sizes[1], sizes[2]), (crcs[0], crcs[1], crcs[2]), fmt, enc)
 
 
 @dataclass(frozen=True)
@@ -107,25 +117,31 @@ class Location:
 
 
 LINES, TIMES, COLUMNS = 0, 1, 2
+ENCODINGS = (1, 2)
 
 
 def encode_record(meta_fields: dict[str, Any], lines: bytes, columns: dict[str, Any],
-                  ts: list[int]) -> tuple[bytes, RecordMeta]:
+                  ts: list[int], enc: int = 2) -> tuple[bytes, RecordMeta]:
     """Build one record; returns the bytes to append and its meta."""
-    c = _compressor()
-    parts = (c.compress(lines), c.compress(array("q", ts).tobytes()),
-             c.compress(msgpack.packb(columns)))
+    if enc == 2:
+        parts: tuple[bytes, ...] = (b"", b"", columnar.encode(columns, ts, lines,
+                                                               meta_fields.get("fmt", "")))
+    else:
+        c = _compressor()
+        parts = (c.compress(lines), c.compress(array("q", ts).tobytes()),
+                 c.compress(msgpack.packb(columns)))
     meta = RecordMeta(raw_bytes=len(lines), sizes=(len(parts[0]), len(parts[1]), len(parts[2])),
                       crcs=(zlib.crc32(parts[0]), zlib.crc32(parts[1]), zlib.crc32(parts[2])),
-                      **meta_fields)
+                      enc=enc, **meta_fields)
     meta_bytes = meta.pack()
     body = b"".join(parts)
     crc = zlib.crc32(body, zlib.crc32(meta_bytes))
     return HEADER.pack(MAGIC, len(meta_bytes), len(body), crc) + meta_bytes + body, meta
 
 
-def read_part(loc: Location, meta: RecordMeta, part: int) -> bytes:
-    """One part of a record's body, decompressed, after checking its crc."""
+def read_part(loc: Location, meta: RecordMeta, part: int, compressed: bool = True) -> bytes:
+    """One part of a record's body, decompressed (unless not ``compressed``), after
+    checking its crc."""
     start = loc.offset + sum(meta.sizes[:part])
     try:
         fd = os.open(loc.path, os.O_RDONLY)
@@ -137,19 +153,36 @@ def read_part(loc: Location, meta: RecordMeta, part: int) -> bytes:
         raise StoreError(f"cannot read segment {loc.path}: {exc.strerror}") from None
     if len(data) != meta.sizes[part] or zlib.crc32(data) != meta.crcs[part]:
         raise StoreError(f"segment {loc.path} is corrupt at byte {start}")
+    if not compressed:
+        return data
     try:
         return bytes(_decompressor().decompress(data))
     except zstandard.ZstdError as exc:
         raise StoreError(f"segment {loc.path} is corrupt at byte {start}: {exc}") from None
 
 
+def decode_frame(loc: Location, meta: RecordMeta, columns: list[str] | None = None
+                 ) -> pl.DataFrame:
+    """The stored frame of a record of encoding 2 (only ``columns``, when given)."""
+    data = read_part(loc, meta, COLUMNS, compressed=False)
+    try:
+        return columnar.decode(data, columns)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise StoreError(f"segment {loc.path}: the record of batch {meta.batch_id} does "
+                         f"not read: {exc}") from None
+
+
 def decode_lines(loc: Location, meta: RecordMeta) -> bytes:
-    """The record's lines, as stored (each ends in a newline)."""
+    """The record's lines, as logged (each ends in a newline)."""
+    if meta.enc == 2:
+        return columnar.lines_of(decode_frame(loc, meta), meta.fmt)
     return read_part(loc, meta, LINES)
 
 
 def decode_ts(loc: Location, meta: RecordMeta) -> array[int]:
     """The time of each line, epoch seconds (a compact array: 8 bytes a line)."""
+    if meta.enc == 2:
+        return columnar.ts_of(decode_frame(loc, meta, [columnar.DT]))
     times = array("q")
     times.frombytes(read_part(loc, meta, TIMES))
     return times
@@ -157,6 +190,8 @@ def decode_ts(loc: Location, meta: RecordMeta) -> array[int]:
 
 def decode_columns(loc: Location, meta: RecordMeta) -> dict[str, Any]:
     """The record's parsed fields, one entry per line each."""
+    if meta.enc == 2:
+        return columnar.columns_of(decode_frame(loc, meta))
     result: dict[Any, Any] = msgpack.unpackb(read_part(loc, meta, COLUMNS), raw=True,
                                              strict_map_key=False)
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in result.items()}

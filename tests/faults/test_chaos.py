@@ -86,7 +86,8 @@ def test_b_the_only_node_fills_its_disk_then_gets_room(
     cluster = cluster_factory(nodes=0)
     disk = small_disk(cluster.root / "node1", 2)
     cluster.start_worker("node1", "--replicas", "1")
-    path, lines = write_log(tmp_path, "full1", 300_000)
+    # 600k of these lines take 2.8 MB stored: more than the disk holds
+    path, lines = write_log(tmp_path, "full1", 600_000)
     assert cluster.run("ship", str(path)).returncode == 0
     wait_for(lambda: not node_state(cluster, "node1")["taking_batches"], 120,
              "the node to stop taking batches")
@@ -96,15 +97,15 @@ def test_b_the_only_node_fills_its_disk_then_gets_room(
     table = cluster.run("status")
     assert b"not taking batches: disk full" in table.stdout, table.stdout
     held = stored_count(cluster)
-    assert 0 < held < 300_000
+    assert 0 < held < 600_000
     assert queued(cluster, wire.STORE_FUNCTION) > 0  # the rest waits in the queue
     assert cluster.run("grep", "-c", "").stdout == b"%d\n" % held  # queries still work
     assert cluster.workers["node1"].poll() is None
     disk.grow(64)
-    wait_count(cluster, 300_000, 120)
+    wait_count(cluster, 600_000, 120)
     assert node_state(cluster, "node1")["taking_batches"]
-    assert_exact(tally("(b) disk full on the only node, then freed (300k)", cluster, lines))
-    assert_summary_exact(cluster, 300_000)
+    assert_exact(tally("(b) disk full on the only node, then freed (600k)", cluster, lines))
+    assert_summary_exact(cluster, 600_000)
     assert b"Traceback" not in (cluster.root / "node1.log").read_bytes()
 
 
@@ -115,22 +116,23 @@ def test_a_one_of_three_nodes_fills_its_disk_mid_ingest(
     disk = small_disk(cluster.root / "node3", 2)
     for node_id in ("node1", "node2", "node3"):
         cluster.start_worker(node_id, "--repair-every", "1")
-    path, lines = write_log(tmp_path, "full3", 450_000)
+    # node3's share (2 copies of 900k lines over 3 nodes) takes 2.8 MB stored
+    path, lines = write_log(tmp_path, "full3", 900_000)
     assert cluster.run("ship", str(path)).returncode == 0
     wait_for(lambda: not node_state(cluster, "node3")["taking_batches"], 120,
              "node3 to stop taking batches")
     assert node_state(cluster, "node3")["lines"] > 0  # it filled up on the way
-    wait_count(cluster, 450_000, 120)  # the other two took the rest, queries are exact
-    assert_summary_exact(cluster, 450_000)
+    wait_count(cluster, 900_000, 120)  # the other two took the rest, queries are exact
+    assert_summary_exact(cluster, 900_000)
     disk.grow(256)
     wait_for(lambda: node_state(cluster, "node3")["taking_batches"], 30,
              "node3 to take batches again")
-    wait_repaired(cluster, 450_000, 2)
-    result = tally("(a) disk full on one of 3 nodes mid-ingest, then freed (450k, RF=2)",
+    wait_repaired(cluster, 900_000, 2)
+    result = tally("(a) disk full on one of 3 nodes mid-ingest, then freed (900k, RF=2)",
                    cluster, lines)
     assert_exact(result)
-    assert result.on_disk >= 2 * 450_000
-    assert_summary_exact(cluster, 450_000)
+    assert result.on_disk >= 2 * 900_000
+    assert_summary_exact(cluster, 900_000)
 
 
 # -- (c): a node lost with its disk, then a second ---------------------------------------------

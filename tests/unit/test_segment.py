@@ -19,17 +19,19 @@ def fields(batch_id: str, part: int = 0, lines: int = 2) -> dict[str, Any]:
             "t1": 160, "host": "web1", "unparsed": 1}
 
 
-def make_record(i: int) -> tuple[bytes, RecordMeta, bytes, dict[str, Any]]:
+def make_record(i: int, enc: int = 2) -> tuple[bytes, RecordMeta, bytes, dict[str, Any]]:
     """Record ``i``: its bytes, meta, lines and columns."""
     lines = b"".join(b"line %d.%d " % (i, j) + b"x" * (i * 7) + b"\n" for j in range(2))
     columns = {"host": [b"h%d" % i, b"\xff"], "status": [200, 404]}
-    record, meta = segment.encode_record(fields(f"b{i}"), lines, columns, [100 + i, 160])
+    record, meta = segment.encode_record(fields(f"b{i}"), lines, columns, [100 + i, 160],
+                                         enc=enc)
     return record, meta, lines, columns
 
 
-def write_segment(path: Path, n: int) -> list[tuple[bytes, RecordMeta, bytes, dict[str, Any]]]:
-    """Append ``n`` records to a new segment with a SegmentWriter."""
-    records = [make_record(i) for i in range(n)]
+def write_segment(path: Path, n: int, enc: int = 2
+                  ) -> list[tuple[bytes, RecordMeta, bytes, dict[str, Any]]]:
+    """Append ``n`` records of encoding ``enc`` to a new segment with a SegmentWriter."""
+    records = [make_record(i, enc) for i in range(n)]
     writer = SegmentWriter(str(path))
     for i, (record, *_rest) in enumerate(records):
         assert writer.append(record) == sum(len(r[0]) for r in records[:i])
@@ -48,20 +50,22 @@ def check_records(path: Path, records: list[tuple[bytes, RecordMeta, bytes, dict
         assert segment.decode_columns(loc, meta) == columns
 
 
-def test_encode_record_meta() -> None:
-    record, meta, lines, _ = make_record(3)
+@pytest.mark.parametrize("enc", [1, 2])
+def test_encode_record_meta(enc: int) -> None:
+    record, meta, lines, _ = make_record(3, enc)
     assert meta == RecordMeta(batch_id="b3", part=0, parts=1, lines=2, t0=100, t1=160,
                               host="web1", unparsed=1, raw_bytes=len(lines),
-                              sizes=meta.sizes, crcs=meta.crcs)
+                              sizes=meta.sizes, crcs=meta.crcs, enc=enc)
     magic, meta_len, body_len, _crc = HEADER.unpack_from(record)
     assert magic == b"LMR1"
     assert len(record) == HEADER.size + meta_len + body_len
     assert RecordMeta.unpack(record[HEADER.size:HEADER.size + meta_len]) == meta
 
 
-def test_round_trip(tmp_path: Path) -> None:
+@pytest.mark.parametrize("enc", [1, 2])
+def test_round_trip(tmp_path: Path, enc: int) -> None:
     path = tmp_path / "1.seg"
-    records = write_segment(path, 4)
+    records = write_segment(path, 4, enc)
     check_records(path, records, segment.scan(str(path), repair=False))
     check_records(path, records, segment.scan(str(path), repair=True))
     assert path.stat().st_size == sum(len(r[0]) for r in records)
@@ -142,7 +146,7 @@ def test_flipped_byte_in_last_record_is_detected(tmp_path: Path, where: str) -> 
 
 def test_a_flipped_byte_is_detected_in_the_part_read(tmp_path: Path) -> None:
     path = tmp_path / "1.seg"
-    write_segment(path, 2)
+    write_segment(path, 2, enc=1)
     found = segment.scan(str(path), repair=False)
     loc, meta = found[1]
     data = bytearray(path.read_bytes())
@@ -152,6 +156,21 @@ def test_a_flipped_byte_is_detected_in_the_part_read(tmp_path: Path) -> None:
         segment.decode_lines(loc, meta)
     assert list(segment.decode_ts(loc, meta)) == [101, 160]  # the other parts are intact
     assert segment.decode_lines(*found[0])  # and so is the first record
+
+
+def test_a_flipped_byte_in_stored_columns_is_detected(tmp_path: Path) -> None:
+    path = tmp_path / "1.seg"
+    write_segment(path, 2, enc=2)
+    found = segment.scan(str(path), repair=False)
+    loc, meta = found[1]
+    assert meta.sizes[:2] == (0, 0)  # the lines and times are in the columns
+    data = bytearray(path.read_bytes())
+    data[loc.offset + meta.sizes[2] // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    for read in (segment.decode_lines, segment.decode_ts, segment.decode_columns):
+        with pytest.raises(StoreError, match="corrupt"):
+            read(loc, meta)
+    assert segment.decode_lines(*found[0]) == make_record(0)[2]  # the first is intact
 
 
 def test_a_short_file_is_detected(tmp_path: Path) -> None:
