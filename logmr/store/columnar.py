@@ -27,6 +27,7 @@ DT = "_dt"  # each line's time less the line before's (the first line's: the tim
 TZ = "_tz"  # the offset of the time as logged, in minutes east of UTC
 B0 = "_b0"  # 1 where %b logged "0" for no bytes (nginx), not "-" (Apache)
 TIME = "time"  # %t's text, kept only where it is not the time and offset written out
+WRITTEN = "_w"  # the time written out, while a record is encoded (never stored)
 LEVEL = 3  # zstd's: 1 is no faster here and 9 costs twice the time for 1/16 fewer bytes
 
 # directive letter -> the column whose text it writes (ints written in decimal)
@@ -106,24 +107,41 @@ def _expr(piece: Piece, schema: dict[str, Any]) -> pl.Expr | None:
     return col.cast(pl.Utf8)
 
 
-def _time_text(schema: dict[str, Any]) -> pl.Expr:
-    """%t's text: as kept where it is, else the time written at its offset."""
-    if TZ not in schema:
-        return pl.col(TIME)
+def _local() -> pl.Expr:
+    """Each line's time at its offset, in seconds: clipped to years 1-9999, as polars
+    writes no time past them (a parsed time never is)."""
+    return (pl.col(DT).cum_sum() + pl.col(TZ).cast(pl.Int64) * 60).clip(-62135596800,
+                                                                        253402300799)
+
+
+def _written() -> pl.Expr:
+    """Each line's time written as %t writes it, at its offset."""
     tz = pl.col(TZ).cast(pl.Int64)
-    # clipped to years 1-9999: polars cannot write a time past them (a parsed time never is)
-    local = pl.from_epoch((pl.col(DT).cum_sum() + tz * 60).clip(-62135596800, 253402300799),
-                          time_unit="s")
     off = tz.abs()
-    written = pl.concat_str([
-        local.dt.strftime("%d/%b/%Y:%H:%M:%S "),
+    return pl.concat_str([
+        pl.from_epoch(_local(), time_unit="s").dt.strftime("%d/%b/%Y:%H:%M:%S "),
         pl.when(tz < 0).then(pl.lit("-")).otherwise(pl.lit("+")),
         (off // 60 * 100 + off % 60).cast(pl.Utf8).str.zfill(4)])
+
+
+def _time_text(schema: dict[str, Any]) -> pl.Expr:
+    """%t's text: as kept where it is, else the time written at its offset (from the
+    column ``_w`` where the encoder wrote it once already)."""
+    if TZ not in schema:
+        return pl.col(TIME)
+    written = pl.col(WRITTEN) if WRITTEN in schema else _written()
     return pl.coalesce(pl.col(TIME), written) if TIME in schema else written
 
 
-def _offsets(times: pl.Series) -> pl.Series:
-    """The offset of each CLF time ("... +0100"), in minutes; 0 where there is none."""
+def _offsets(times: pl.Series, logged: list[bytes]) -> pl.Series:
+    """The offset of each CLF time ("... +0100"), in minutes; 0 where there is none
+    (``logged``: the same times, as parsed)."""
+    last = logged[0][-5:] if logged else b""
+    if len(last) == 5 and all(t.endswith(last) for t in logged):
+        # one offset for the record, as a rule: read once (slicing every line in polars
+        # costs more than all the rest of the time column's work)
+        one = _offsets(pl.Series([last.decode("latin-1")]), [])[0]
+        return pl.Series(TZ, [one] * len(logged), dtype=pl.Int16)
     tail = times.str.slice(-5)
     sign = pl.when(tail.str.slice(0, 1) == "-").then(-1).otherwise(1)
     hhmm = tail.str.slice(1).cast(pl.Int64, strict=False)
@@ -159,10 +177,10 @@ def encode(columns: dict[str, list[Any]], ts: list[int], lines: bytes, fmt: str)
     frame = pl.DataFrame([stamps.diff().fill_null(stamps.head(1)),
                           *(_column(k, v) for k, v in columns.items() if len(v) == n)])
     if frame.schema.get(TIME) == pl.Utf8:  # the time as logged, where it is not written out
-        frame = frame.with_columns(_offsets(frame[TIME]))
-        written = frame.select(_time_text({DT: 0, TZ: 0}).alias("w"))["w"]
-        frame = frame.with_columns(pl.when(written == frame[TIME]).then(None)
-                                   .otherwise(frame[TIME]).alias(TIME))
+        frame = frame.with_columns(_offsets(frame[TIME], columns[TIME]))
+        frame = frame.with_columns(_written().alias(WRITTEN))
+        frame = frame.with_columns(pl.when(pl.col(WRITTEN) == pl.col(TIME)).then(None)
+                                   .otherwise(pl.col(TIME)).alias(TIME))
     raw = pl.Series(RAW, lines.split(b"\n")[:n], dtype=pl.Binary)
     expr = _rebuilt(frame, fmt)
     if expr is None:
@@ -178,6 +196,8 @@ def encode(columns: dict[str, list[Any]], ts: list[int], lines: bytes, fmt: str)
                     "line"] == raw
         frame = frame.with_columns(pl.when(same.fill_null(False)).then(None)
                                    .otherwise(raw).alias(RAW))
+    if WRITTEN in frame.columns:
+        frame = frame.drop(WRITTEN)
     out = io.BytesIO()
     frame.write_parquet(out, compression="zstd", compression_level=LEVEL, statistics=False)
     return out.getvalue()
@@ -245,8 +265,17 @@ def report_frame(stored: pl.DataFrame) -> tuple[pl.DataFrame, int] | None:
         else:
             exprs.append(col.alias(name))
         optional.append(name)
-    if TIME in schema or TZ in schema:
-        exprs.append(_time_text(schema).str.slice(0, 11).cast(pl.Binary).alias("day"))
+    if TZ in schema:  # the date at the line's offset, written once for each day
+        days = stored.select(_local() // 86400)[DT]
+        seen = days.unique()
+        texts = pl.select(pl.from_epoch(pl.lit(seen) * 86400, time_unit="s")
+                          .dt.strftime("%d/%b/%Y").cast(pl.Binary)).to_series()
+        day = pl.lit(days.replace_strict(seen, texts, return_dtype=pl.Binary))
+        if TIME in schema:
+            day = pl.coalesce(pl.col(TIME).str.slice(0, 11).cast(pl.Binary), day)
+        exprs.append(day.alias("day"))
+    elif TIME in schema:
+        exprs.append(pl.col(TIME).str.slice(0, 11).cast(pl.Binary).alias("day"))
     else:
         exprs.append(pl.lit(b"", dtype=pl.Binary).alias("day"))
     frame = frames.with_visitors(stored.select(exprs)).select(*frames.FRAME_SCHEMA, *optional)
