@@ -75,11 +75,17 @@ def _min_free(ctx: click.Context, param: click.Parameter, value: str) -> str:
               type=click.FloatRange(0.01), metavar="MB/S",
               help="At most this many MiB a second of repair copies, so that ingest and "
                    "queries keep their speed.")
+@click.option("--compact-after", default=30.0, show_default=True, type=click.FloatRange(0),
+              metavar="SECONDS",
+              help="Rewrite a segment as columns (Parquet, each line rebuilt from them, about "
+                   "a fifth of the bytes) once it has not been written to for this long. "
+                   "Ingest writes the faster encoding.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every batch and query.")
 def command(data_dir: str, node_id: str | None, servers: list[Server], secret: bytes | None,
             log_format: str, cache_mb: int, map_budget: float, map_memory_mb: int,
             jobs_dir: str | None, retain: str | None, replicas: int, min_free: str,
-            repair_every: float, repair_mb_s: float, verbose: bool) -> None:
+            repair_every: float, repair_mb_s: float, compact_after: float, verbose: bool
+            ) -> None:
     """Run a storage node: store shipped batches, answer map jobs over its own data.
 
     \b
@@ -96,6 +102,7 @@ def command(data_dir: str, node_id: str | None, servers: list[Server], secret: b
     check_format(log_format)
     store = NodeStore(data_dir, node_id, cache_bytes=cache_mb << 20, min_free=min_free)
     store.retain_window = window
+    store.compact_after = compact_after
     runner = MapRunner(budget=map_budget, memory_limit=map_memory_mb << 20,
                        preload=[mapjobs.__name__])
     jobs = load_jobs_dir(jobs_dir) if jobs_dir else {}

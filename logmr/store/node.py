@@ -3,6 +3,9 @@
 A record lies in the segment of the hour of its earliest line and holds a whole batch, or,
 for a batch whose lines span more than :data:`MAX_SPAN`, the batch's lines of one UTC day:
 a sparse log (a few lines an hour) makes one record a batch, not one per hour it spans.
+Ingest writes records of encoding 1 (lines, times and columns, each zstd: fast to write);
+:meth:`NodeStore.compact` rewrites a segment's records once it is idle, as columns alone
+(encoding 2, see :mod:`logmr.store.columnar`: a fifth of the bytes).
 
 The index and the set of stored batch ids live in memory and are rebuilt from the segment
 headers at start; the segments are the only truth on disk. Ingest (one thread) appends and
@@ -142,6 +145,7 @@ class NodeStore:
         # this start's token: a sequence number means something only within one start
         self.epoch = secrets.token_hex(4)
         self.retain_window: int | None = None  # --retain, in seconds: older data goes
+        self.compact_after: float | None = 30.0  # --compact-after: idle seconds, or never
         self.watermark = Watermark(self.data_dir, min_free)
         self.refusing: str | None = None  # why the node takes no batches now, if it does not
         self.replicas = 1  # copies of each batch the node's service asks for (for status)
@@ -284,7 +288,7 @@ class NodeStore:
             record, meta = segment.encode_record(
                 {"batch_id": batch.batch_id, "part": part, "parts": len(parts),
                  "lines": len(ts), "t0": min(ts), "t1": max(ts), "host": batch.host,
-                 "unparsed": ok.count(False), "fmt": fmt}, lines, cols, ts)
+                 "unparsed": ok.count(False), "fmt": fmt}, lines, cols, ts, enc=1)
             pending.append(_Pending(hour_of(meta.t0), record, meta, lines, ts))
         # parsed and encoded outside the lock: a copy arriving meanwhile need not wait
         with self._write_lock:
@@ -488,7 +492,25 @@ class NodeStore:
             log.info("retention: deleted %d segments older than %d s", len(deleted), window)
         return deleted
 
-    # -- rewrites (re-parsing) --------------------------------------------------------------
+    # -- rewrites (compaction, re-parsing) ---------------------------------------------------
+
+    def compact(self, idle: float) -> int:
+        """Rewrite the records of encoding 1 as columns (encoding 2), a segment at a time,
+        oldest first, in segments not written to for ``idle`` seconds. Returns the records
+        rewritten. Each segment is replaced whole, as a re-parse replaces it."""
+        with self._lock:
+            hours = [h for h in self._hours if any(m.enc == 1 for _, m in self._index[h])]
+        done = 0
+        for hour in hours:
+            if time.monotonic() - self._last_write.get(hour, float("-inf")) < idle:
+                continue
+            done += self.rewrite_hour(hour, _as_columns).changed
+        return done
+
+    def to_compact(self) -> int:
+        """Records not yet rewritten as columns."""
+        with self._lock:
+            return sum(m.enc == 1 for entries in self._index.values() for _, m in entries)
 
     def rewrite_hour(self, hour: int, derive: Callable[[Record], Rederived | None]) -> Rewritten:
         """Derive the columns of an hour's records again: ``derive`` gives a record's new
@@ -711,6 +733,7 @@ class NodeStore:
             "last": max((m.t1 for m in metas), default=None),
             "segments": hours,
             "batches": len({m.batch_id for m in metas}),
+            "records_to_compact": sum(m.enc == 1 for m in metas),
             "problems": list(self.problems),
             "ingest_lines_per_s": self._ingest_rate(),
             **self.watermark.state(),
@@ -803,6 +826,14 @@ class Rederived:
     ts: list[int]
     unparsed: int
     fmt: str
+
+
+def _as_columns(record: Record) -> Rederived | None:
+    """A record of encoding 1 derived as it is (to be written as columns), else None."""
+    if record.meta.enc != 1:
+        return None
+    return Rederived(record.columns(), list(record.ts()), record.meta.unparsed,
+                     record.meta.fmt)
 
 
 @dataclass(frozen=True)

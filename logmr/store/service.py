@@ -254,6 +254,8 @@ class NodeService:
         loops = [("repair", self.repairer.run), ("peers", self.replicator.run)]
         if self.store.retain_window is not None:
             loops.append(("retention", self._keep_window))
+        if self.store.compact_after is not None:
+            loops.append(("compaction", self._compact))
         for name, loop in loops:
             t = threading.Thread(target=loop, args=(self._stopped,), name=name, daemon=True)
             t.start()
@@ -272,6 +274,21 @@ class NodeService:
                           self.RETAIN_EVERY)
             if stop.wait(self.RETAIN_EVERY):
                 return
+
+    COMPACT_EVERY = 5.0  # seconds between two looks for idle segments to compact
+
+    def _compact(self, stop: threading.Event) -> None:
+        """Rewrite idle segments as columns, every few seconds."""
+        idle = self.store.compact_after or 0.0
+        while not stop.wait(self.COMPACT_EVERY):
+            try:
+                done = self.store.compact(idle)
+            except Exception as exc:  # a full disk, say: the old segment stays, and the loop
+                log.error("compaction failed: %s; trying again in %g s", exc,
+                          self.COMPACT_EVERY)
+                continue
+            if done:
+                log.debug("compaction: %d records rewritten as columns", done)
 
     def stop(self) -> None:
         """Ask both loops to finish the job at hand and return (signal-safe)."""
