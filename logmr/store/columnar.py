@@ -12,7 +12,6 @@ once, and the time of a line is an integer column.
 from __future__ import annotations
 
 import io
-import re
 from array import array
 from functools import lru_cache
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from logmr.mapfn import frames
-from logmr.mapfn.parse import INT_COLUMNS, NICKNAMES, NO_DURATION
+from logmr.mapfn.parse import _DIRECTIVE, _HEADER_NAMES, INT_COLUMNS, NICKNAMES, NO_DURATION
 
 RAW = "_raw"  # the line as logged, where it is not rebuilt from its fields
 DT = "_dt"  # each line's time less the line before's (the first line's: the time itself)
@@ -35,9 +34,6 @@ _TEXT = {"h": "host", "a": "client_ip", "l": "logname", "u": "user", "v": "vhost
          "V": "vhost", "U": "path", "m": "method", "H": "protocol", "L": "log_id"}
 _NUMBER = {"s": "status", "b": "bytes", "B": "bytes", "O": "bytes_out", "I": "bytes_in",
            "S": "bytes_total", "p": "port", "D": "duration_us"}
-_HEADERS = {"referer": "referer", "user-agent": "user_agent",
-            "x-forwarded-for": "forwarded_for", "host": "vhost"}
-_DIRECTIVE = re.compile(r"%([<>]?)(?:\{([^}]*)\})?([<>]?)([a-zA-Z%])")
 
 Piece = tuple[str, str]  # (kind, text or column): "lit", "text", "num", "dash0", "req", "time"
 
@@ -58,7 +54,7 @@ def template(fmt: str) -> tuple[Piece, ...] | None:
             pieces.append(("lit", "%"))
         elif letter == "i" and arg is not None:
             key = arg.lower()
-            pieces.append(("text", _HEADERS.get(key, f"i:{key}")))
+            pieces.append(("text", _HEADER_NAMES.get(key, f"i:{key}")))
         elif letter in "oenCx" and arg is not None:
             pieces.append(("text", f"{letter}:{arg.lower()}"))
         elif arg is not None:
@@ -182,18 +178,22 @@ def encode(columns: dict[str, list[Any]], ts: list[int], lines: bytes, fmt: str)
         frame = frame.with_columns(pl.when(pl.col(WRITTEN) == pl.col(TIME)).then(None)
                                    .otherwise(pl.col(TIME)).alias(TIME))
     raw = pl.Series(RAW, lines.split(b"\n")[:n], dtype=pl.Binary)
+
+    def rebuilt_same(frame: pl.DataFrame, expr: pl.Expr) -> pl.Series:
+        return frame.select(expr.cast(pl.Binary).alias("line"))["line"] == raw
+
     expr = _rebuilt(frame, fmt)
     if expr is None:
         frame = frame.with_columns(raw)
     else:
-        same = frame.select(expr.cast(pl.Binary).alias("line"))["line"] == raw
+        same = rebuilt_same(frame, expr)
         if "bytes" in frame.columns and ("dash0", "bytes") in (template(fmt) or ()):
             zero = (~same.fill_null(False)) & (frame["bytes"] == 0)
             if zero.any():  # nginx logs "0" for no bytes
                 frame = frame.with_columns(zero.cast(pl.Int8).alias(B0))
-                expr = _rebuilt(frame, fmt)
-                same = frame.select(expr.cast(pl.Binary).alias("line"))[  # type: ignore[union-attr]
-                    "line"] == raw
+                with_b0 = _rebuilt(frame, fmt)  # the same pieces, %b now reading _b0
+                if with_b0 is not None:
+                    same = rebuilt_same(frame, with_b0)
         frame = frame.with_columns(pl.when(same.fill_null(False)).then(None)
                                    .otherwise(raw).alias(RAW))
     if WRITTEN in frame.columns:
