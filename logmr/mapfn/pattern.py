@@ -93,6 +93,42 @@ def literal_text(rx: re.Pattern[bytes]) -> bytes | None:
     return bytes(out)
 
 
+def required_literals(rx: re.Pattern[bytes]) -> list[bytes] | None:
+    r"""Strings every match of ``rx`` contains, as written (a pattern that ignores case
+    contains them in some case): the runs of plain characters in its top-level sequence
+    and in groups and repeats that must occur. None when the pattern is not understood.
+
+    >>> required_literals(re.compile(rb"GET /a.b\.c+d(?:xy)?z"))
+    [b'GET /a', b'b.', b'c', b'd', b'z']
+    >>> required_literals(re.compile(b"ab|cd"))
+    []
+    """
+    tree = _tree(rx)
+    if tree is None:
+        return None
+    runs: list[bytes] = []
+    _literal_runs(tree, runs)
+    return [r for r in runs if r]
+
+
+def _literal_runs(seq: Any, runs: list[bytes]) -> None:
+    """Append the literal runs of one sequence of nodes (a new run after anything that
+    is not a plain character)."""
+    run = bytearray()
+    for op, av in seq:
+        name = str(op)
+        if name == "LITERAL" and av != 10:
+            run.append(av)
+            continue
+        runs.append(bytes(run))
+        run = bytearray()
+        if name == "SUBPATTERN" and not av[1] and not av[2]:  # no flags set or cleared
+            _literal_runs(av[3], runs)
+        elif name in _REPEATS and av[0] >= 1:
+            _literal_runs(av[2], runs)
+    runs.append(bytes(run))
+
+
 def runs_in_linear_time(rx: re.Pattern[bytes]) -> bool:
     """True when ``rx`` has no repetition and no back-reference, so it cannot backtrack
     for ever.

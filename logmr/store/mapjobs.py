@@ -33,7 +33,7 @@ from logmr.mapfn.grep import GrepQuery, Row, count_records, due, grep_hour, matc
 from logmr.mapfn.partial import hash_in, in_part, select, to_wire
 from logmr.mapfn.pattern import runs_in_linear_time
 from logmr.mapfn.spec import MAX_PATTERN, UNRANKED, ReportSpec
-from logmr.store import columnar, segment
+from logmr.store import columnar, segment, tokens
 from logmr.store.node import NodeStore, Record, Snapshot
 from logmr.store.repair import Catalog, Repairer
 from logmr.store.reparse import Reparser
@@ -133,6 +133,8 @@ def map_grep(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
             type(x) for x in after] == [int, str, int]):
         raise LogmrError("map argument after must be [time, batch id, line]")
     wanted = chosen_records(args, store.epoch)
+    words = tokens.pieces(query, rx)  # what a record's token filter must hold
+    skipped = 0
     total = 0
     per_record: list[tuple[str, int, int]] = []
     hours = list(store.records(since, until))
@@ -143,7 +145,9 @@ def map_grep(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
                              "with --since/--until")
         # progress, and a sign of life for the client's idle timeout
         job.send_status(min(done, len(hours)), len(hours))
-        metas = [_Adapter(r) for r in records if wanted(r)]
+        chosen = [r for r in records if wanted(r)]
+        metas = [_Adapter(r) for r in chosen if r.may_hold(words, query.ignore_case)]
+        skipped += len(chosen) - len(metas)
         if count_only:
             # per record, so that the client counts a batch stored on two nodes once
             per_record.extend((rec.batch_id, rec.meta_part, n) for rec, n in
@@ -164,8 +168,9 @@ def map_grep(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
         if limit is not None and total >= limit:
             break
     if count_only:
-        return {"count": sum(n for _, _, n in per_record), "records": per_record}
-    return {"count": total}
+        return {"count": sum(n for _, _, n in per_record), "records": per_record,
+                "skipped": skipped}
+    return {"count": total, "skipped": skipped}
 
 
 def map_records(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float,
@@ -200,7 +205,7 @@ def map_stats(store: NodeStore, job: Reply, args: dict[str, Any], deadline: floa
     return stats
 
 
-FRAME_SLOT = 3  # the cache slot of a record's report frame (segment parts are 0-2)
+FRAME_SLOT = 4  # the cache slot of a record's report frame (segment parts are 0-3)
 
 
 def record_frame_of(store: NodeStore, record: Record) -> tuple[pl.DataFrame, int]:

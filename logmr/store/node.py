@@ -32,7 +32,7 @@ from typing import Any, Protocol, TypeVar
 from logmr import heap, private
 from logmr.errors import DiskUnavailable, StoreError, WireError
 from logmr.mapfn.detect import REDETECT_BELOW, FormatChooser, detect
-from logmr.store import segment
+from logmr.store import segment, tokens
 from logmr.store.disk import DEFAULT_MIN_FREE, FULL_ERRNOS, Watermark
 from logmr.store.segment import Location, RecordMeta, SegmentWriter
 from logmr.timeutil import ClfClock, hour_of, overlaps
@@ -105,6 +105,14 @@ class Record:
     def columns(self) -> dict[str, Any]:
         """All parsed columns (not cached)."""
         return segment.decode_columns(self.loc, self.meta)
+
+    def may_hold(self, wanted: tuple[bytes, ...] | None, ignore_case: bool = False) -> bool:
+        """False when the record's token filter rules out every line holding all of
+        ``wanted`` (see :mod:`logmr.store.tokens`); True with no filter or nothing wanted."""
+        if not wanted or not self.meta.words[0]:
+            return True
+        joined = self.node.cached(self, segment.WORDS)
+        return tokens.may_hold(joined, wanted, ignore_case)  # type: ignore[arg-type]
 
 
 class NodeStore:
@@ -666,12 +674,8 @@ class NodeStore:
                 self._cache.move_to_end(key)
                 part_value: bytes | array[int] = hit
                 return part_value
-        if part == segment.LINES:
-            value: bytes | array[int] = segment.decode_lines(record.loc, record.meta)
-            size = len(value)
-        else:
-            value = segment.decode_ts(record.loc, record.meta)
-            size = 8 * len(value) + 64
+        value = segment.decode_part(record.loc, record.meta, part)
+        size = len(value) if isinstance(value, bytes) else 8 * len(value) + 64
         with self._lock:
             self._cache_put(key, value, size)
         self._trim_if_due()
@@ -804,9 +808,7 @@ class Snapshot:
 
     def cached(self, record: Record, part: int) -> bytes | array[int]:
         """A part of a record, from the disk (a map job's process keeps no cache)."""
-        if part == segment.LINES:
-            return segment.decode_lines(record.loc, record.meta)
-        return segment.decode_ts(record.loc, record.meta)
+        return segment.decode_part(record.loc, record.meta, part)
 
     def memo(self, record: Record, kind: int, build: Callable[[], T], size: Callable[[T], int]
              ) -> T:

@@ -3,7 +3,7 @@
 A record is one batch's lines (see :mod:`logmr.store.node` for how batches are cut)::
 
     magic "LMR1" | meta length u32 | body length u32 | crc32(meta + body) u32
-    meta (msgpack) | body = lines + times + columns
+    meta (msgpack) | body = lines + times + columns [+ token filter]
 
 The body's three parts are, in a record of encoding 2 (``RecordMeta.enc``), two empty
 ones and the columns in Parquet, the lines rebuilt from them (:mod:`logmr.store.columnar`);
@@ -34,7 +34,7 @@ import zstandard
 
 from logmr import private
 from logmr.errors import StoreError
-from logmr.store import columnar
+from logmr.store import columnar, tokens
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +76,20 @@ class RecordMeta:
     crcs: tuple[int, int, int]  # crc32 of each of those parts
     fmt: str = ""  # the log format the columns were read with ("" in records before it)
     enc: int = 1  # how the body is encoded: 2, columns alone; 1, lines, times and columns
+    # length and crc32 of the token filter that follows the three parts (0, 0: none)
+    words: tuple[int, int] = (0, 0)
 
     def pack(self) -> bytes:
-        """The meta as stored in the record header (the format, then the encoding, last:
-        a reader that does not know them reads the first eleven fields)."""
+        """The meta as stored in the record header (the format, the encoding, then the
+        filter's place last: a reader that does not know them reads the first fields)."""
         fields = [self.batch_id, self.part, self.parts, self.lines, self.t0, self.t1,
                   self.host, self.unparsed, self.raw_bytes, list(self.sizes), list(self.crcs)]
-        if self.fmt or self.enc != 1:
+        if self.fmt or self.enc != 1 or self.words[0]:
             fields.append(self.fmt)
-        if self.enc != 1:
+        if self.enc != 1 or self.words[0]:
             fields.append(self.enc)
+        if self.words[0]:
+            fields.append(list(self.words))
         packed: bytes = msgpack.packb(fields)
         return packed
 
@@ -101,8 +105,12 @@ class RecordMeta:
         enc = fields[12] if len(fields) > 12 else 1
         if enc not in ENCODINGS:
             raise ValueError(f"record encoding {enc!r} is not one this logmr reads")
+        words = fields[13] if len(fields) > 13 else (0, 0)
+        if len(words) != 2:
+            raise ValueError("record meta needs the token filter's length and crc")
         return cls(batch_id, part, parts, lines, t0, t1, host, unparsed, raw_bytes,
-                   (sizes[0], sizes[1], sizes[2]), (crcs[0], crcs[1], crcs[2]), fmt, enc)
+                   (sizes[0], sizes[1], sizes[2]), (crcs[0], crcs[1], crcs[2]), fmt, enc,
+                   (words[0], words[1]))
 
 
 @dataclass(frozen=True)
@@ -116,42 +124,49 @@ class Location:
     meta_bytes: bytes
 
 
-LINES, TIMES, COLUMNS = 0, 1, 2
+LINES, TIMES, COLUMNS, WORDS = 0, 1, 2, 3
 ENCODINGS = (1, 2)
 
 
 def encode_record(meta_fields: dict[str, Any], lines: bytes, columns: dict[str, Any],
                   ts: list[int], enc: int = 2) -> tuple[bytes, RecordMeta]:
-    """Build one record; returns the bytes to append and its meta."""
+    """Build one record; returns the bytes to append and its meta. A record of columns
+    (encoding 2) carries a token filter of its lines, one of encoding 1 none."""
+    filt = b""
     if enc == 2:
         parts: tuple[bytes, ...] = (b"", b"", columnar.encode(columns, ts, lines,
                                                                meta_fields.get("fmt", "")))
+        filt = tokens.build(lines)
     else:
         c = _compressor()
         parts = (c.compress(lines), c.compress(array("q", ts).tobytes()),
                  c.compress(msgpack.packb(columns)))
     meta = RecordMeta(raw_bytes=len(lines), sizes=(len(parts[0]), len(parts[1]), len(parts[2])),
                       crcs=(zlib.crc32(parts[0]), zlib.crc32(parts[1]), zlib.crc32(parts[2])),
-                      enc=enc, **meta_fields)
+                      enc=enc, words=(len(filt), zlib.crc32(filt) if filt else 0),
+                      **meta_fields)
     meta_bytes = meta.pack()
-    body = b"".join(parts)
+    body = b"".join(parts) + filt
     crc = zlib.crc32(body, zlib.crc32(meta_bytes))
     return HEADER.pack(MAGIC, len(meta_bytes), len(body), crc) + meta_bytes + body, meta
 
 
 def read_part(loc: Location, meta: RecordMeta, part: int, compressed: bool = True) -> bytes:
     """One part of a record's body, decompressed (unless not ``compressed``), after
-    checking its crc."""
-    start = loc.offset + sum(meta.sizes[:part])
+    checking its crc; part ``WORDS`` is the token filter (words joined by newlines)."""
+    if part == WORDS:
+        start, size, crc = loc.offset + sum(meta.sizes), meta.words[0], meta.words[1]
+    else:
+        start, size, crc = loc.offset + sum(meta.sizes[:part]), meta.sizes[part], meta.crcs[part]
     try:
         fd = os.open(loc.path, os.O_RDONLY)
         try:
-            data = os.pread(fd, meta.sizes[part], start)
+            data = os.pread(fd, size, start)
         finally:
             os.close(fd)
     except OSError as exc:
         raise StoreError(f"cannot read segment {loc.path}: {exc.strerror}") from None
-    if len(data) != meta.sizes[part] or zlib.crc32(data) != meta.crcs[part]:
+    if len(data) != size or zlib.crc32(data) != crc or start + size > loc.offset + loc.length:
         raise StoreError(f"segment {loc.path} is corrupt at byte {start}")
     if not compressed:
         return data
@@ -186,6 +201,17 @@ def decode_ts(loc: Location, meta: RecordMeta) -> array[int]:
     times = array("q")
     times.frombytes(read_part(loc, meta, TIMES))
     return times
+
+
+def decode_part(loc: Location, meta: RecordMeta, part: int) -> bytes | array[int]:
+    """The record's lines, times (as :func:`decode_ts`) or token filter's words."""
+    if part == LINES:
+        return decode_lines(loc, meta)
+    if part == TIMES:
+        return decode_ts(loc, meta)
+    if part == WORDS:
+        return read_part(loc, meta, WORDS)
+    raise ValueError(f"no record part {part}")
 
 
 def decode_columns(loc: Location, meta: RecordMeta) -> dict[str, Any]:

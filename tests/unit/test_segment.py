@@ -55,7 +55,9 @@ def test_encode_record_meta(enc: int) -> None:
     record, meta, lines, _ = make_record(3, enc)
     assert meta == RecordMeta(batch_id="b3", part=0, parts=1, lines=2, t0=100, t1=160,
                               host="web1", unparsed=1, raw_bytes=len(lines),
-                              sizes=meta.sizes, crcs=meta.crcs, enc=enc)
+                              sizes=meta.sizes, crcs=meta.crcs, enc=enc,
+                              words=meta.words)
+    assert bool(meta.words[0]) == (enc == 2)  # a record of columns has a token filter
     magic, meta_len, body_len, _crc = HEADER.unpack_from(record)
     assert magic == b"LMR1"
     assert len(record) == HEADER.size + meta_len + body_len
@@ -177,9 +179,28 @@ def test_a_short_file_is_detected(tmp_path: Path) -> None:
     path = tmp_path / "1.seg"
     write_segment(path, 1)
     loc, meta = segment.scan(str(path), repair=False)[0]
-    os.truncate(path, loc.offset + loc.length - 1)
+    os.truncate(path, loc.offset + loc.length - 1)  # into the token filter, at the end
+    with pytest.raises(StoreError, match="corrupt"):
+        segment.read_part(loc, meta, segment.WORDS)
+    assert segment.decode_columns(loc, meta) == make_record(0)[3]
+    os.truncate(path, loc.offset + sum(meta.sizes) - 1)
     with pytest.raises(StoreError, match="corrupt"):
         segment.decode_columns(loc, meta)
+
+
+def test_the_token_filter_reads_back_and_a_flipped_byte_in_it_is_detected(
+        tmp_path: Path) -> None:
+    path = tmp_path / "1.seg"
+    _, meta, lines, _ = write_segment(path, 1)[0]
+    loc, meta = segment.scan(str(path), repair=False)[0]
+    assert segment.decode_part(loc, meta, segment.WORDS) == b"\n".join(
+        sorted(set(lines.replace(b"\n", b" ").split())))
+    assert loc.offset + sum(meta.sizes) + meta.words[0] == loc.offset + loc.length
+    data = bytearray(path.read_bytes())
+    data[loc.offset + sum(meta.sizes) + meta.words[0] // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="corrupt"):
+        segment.read_part(loc, meta, segment.WORDS)
 
 
 def test_a_missing_file_is_reported(tmp_path: Path) -> None:
