@@ -18,7 +18,6 @@ that option; a ``[command]`` table applies to one command. Keys are option names
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,8 @@ def load_config(path: Path | None) -> dict[str, Any]:
     """The file's settings (empty without a file); a clear error for bad TOML."""
     if path is None:
         return {}
+    import tomllib  # only with a file: a command without one starts quicker
+
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)

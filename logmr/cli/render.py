@@ -8,7 +8,6 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from logmr.cli.html import to_html
 from logmr.cli.tables import TITLES, bar_chart, human_bytes, human_duration, rows_of, tables_of
 
 if TYPE_CHECKING:
@@ -22,6 +21,8 @@ def render(data: dict[str, Any], fmt: str, output: str | None) -> None:
     elif fmt == "csv":
         text = to_csv(data)
     elif fmt == "html":
+        from logmr.cli.html import to_html  # its page template, only when asked for
+
         text = to_html(data)
     else:
         text = ""

@@ -8,7 +8,7 @@ a query is named in the result, which then says it is partial.
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -274,7 +274,7 @@ def send_each(client: Client, asks: list[tuple[Node, wire.MapRequest]], secret: 
     (so that the nodes work on the next round while this one is read)."""
     sent: list[tuple[Node, wire.MapRequest, str, ForegroundJob | GearmanError]] = []
     for node, request in asks:
-        unique = secrets.token_hex(16)
+        unique = os.urandom(16).hex()
         try:
             job: ForegroundJob | GearmanError = client.submit(
                 wire.map_function(node.node_id), wire.sign(wire.pack_request(request), secret),
@@ -327,7 +327,7 @@ def fan_out(client: Client, cluster: Cluster, request: wire.MapRequest,
         more = (extra or {}).get(node.node_id)
         body = payload if not more else wire.sign(wire.pack_request(
             wire.MapRequest(request.job, {**request.args, **more})), secret)
-        unique = out.uniques[node.node_id] = secrets.token_hex(16)
+        unique = out.uniques[node.node_id] = os.urandom(16).hex()
         try:
             out.jobs[node.node_id] = client.submit(
                 wire.map_function(node.node_id), body, unique=unique,

@@ -93,3 +93,39 @@ def test_no_lines() -> None:
     stored = columnar.decode(columnar.encode({}, [], b"", "combined"))
     assert columnar.lines_of(stored, "combined") == b""
     assert list(columnar.ts_of(stored)) == []
+
+
+def test_records_framed_together_are_framed_as_each_alone() -> None:
+    """Records of several schemas (offsets, nginx's 0, times kept, unparsed lines, one not
+    UTF-8, one empty) framed together give each record's own frame and unparsed count."""
+    stored = []
+    for log in LOGS:
+        lines = log.read_bytes().splitlines(keepends=True)
+        for i in range(0, min(len(lines), 3000), 700):
+            blob = b"".join(lines[i:i + 700])
+            parsed, fmt = parse_detected(blob, None)
+            stored.append(columnar.decode(columnar.encode(parsed.columns, parsed.ts, blob,
+                                                          fmt)))
+    rng = random.Random(3)
+    for fmt in FORMATS:
+        blob = "".join(FORMATS[fmt](rng, clf(rng)) + "\n" for _ in range(50)).encode()
+        parsed = parse_batch(blob, fmt)
+        stored.append(columnar.decode(columnar.encode(parsed.columns, parsed.ts, blob, fmt)))
+    odd = b'10.0.0.1 - - [01/Mar/2024:10:00:00 +0000] "GET /\xff HTTP/1.1" 200 5 "-" "ua"\n'
+    parsed = parse_batch(odd, "combined")
+    stored.append(columnar.decode(columnar.encode(parsed.columns, parsed.ts, odd, "combined")))
+    stored.append(columnar.decode(columnar.encode({}, [], b"", "combined")))
+    rng.shuffle(stored)
+    together = columnar.report_frames(stored)
+    assert len({tuple(f.schema.items()) for f in stored}) > 3  # several schemas mixed
+    assert sum(1 for f in stored if f.height) > 2 * len({tuple(f.schema.items())
+                                                        for f in stored})
+    for frame, both in zip(stored, together, strict=True):
+        alone = columnar.report_frame(frame)
+        if alone is None:
+            assert both is None
+            continue
+        assert both is not None
+        assert_frame_equal(both[0], alone[0])
+        assert both[1] == alone[1]
+        assert 0 < both[2] <= alone[0].estimated_size() * 2 + 4096 or not alone[0].height
