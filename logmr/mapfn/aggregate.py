@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import lru_cache
 from typing import Any
 
@@ -31,7 +31,7 @@ from logmr.mapfn.partial import (
     trimmed,
     union,
 )
-from logmr.mapfn.spec import KEYS, TIME_GAMMA, VISITOR_KEYS, Filters, ReportSpec
+from logmr.mapfn.spec import KEYS, KMV, TIME_GAMMA, VISITOR_KEYS, Filters, ReportSpec
 
 
 def _values_matching(series: pl.Series, pattern: bytes) -> list[bytes]:
@@ -68,23 +68,37 @@ def apply_filters(frame: pl.DataFrame, filters: Filters,
     return frame
 
 
-def _group(frame: pl.DataFrame, key: pl.Expr) -> pl.DataFrame:
-    """A frame of k, hits, bytes, kmv for every distinct key."""
-    return trimmed(frame.group_by(key.alias("k")).agg(
+FEW = 1000  # keys in a grouping for which each key's sketch is cut in the group-by
+
+
+def _group(frame: pl.DataFrame, key: pl.Expr, few: bool = False) -> pl.DataFrame:
+    """A frame of k, hits, bytes, kmv for every distinct key. With ``few`` keys, each
+    key's sketch is cut to its KMV smallest hashes in the group-by (a selection per key:
+    about 7 ms for 100k lines, where sorting them all after costs 10-12 ms); with many,
+    after it (most keys then have fewer than KMV hashes, and a selection per key costs
+    more)."""
+    hashes = pl.col("vh").drop_nulls().unique()
+    grouped = frame.group_by(key.alias("k")).agg(
         pl.len().cast(pl.Int64).alias("hits"), pl.col("bytes").sum().alias("bytes"),
-        pl.col("vh").drop_nulls().unique().alias("kmv")))
+        (hashes.bottom_k(KMV) if few else hashes).alias("kmv"))
+    return grouped if few else trimmed(grouped)
 
 
-def group_dims(frame: pl.DataFrame, spec: ReportSpec) -> dict[str, pl.DataFrame]:
-    """Every grouping the report needs, as frames (see :class:`Combiner`)."""
+def group_dims(frame: pl.DataFrame, spec: ReportSpec, few: Collection[str] = ()
+               ) -> dict[str, pl.DataFrame]:
+    """Every grouping the report needs, as frames (see :class:`Combiner`); those named in
+    ``few`` are expected to have few keys (see :func:`_group`)."""
     dims: dict[str, pl.DataFrame] = {}
     for dim in spec.dimensions:
         if dim == "hour":
-            dims[dim] = _group(frame, pl.col("ts") - pl.col("ts") % spec.interval)
+            key = pl.col("ts") - pl.col("ts") % spec.interval
         elif dim == "url404":
-            dims[dim] = _group(frame.filter(pl.col("status") == 404), pl.col("url"))
+            dims[dim] = _group(frame.filter(pl.col("status") == 404), pl.col("url"),
+                               dim in few)
+            continue
         else:
-            dims[dim] = _group(frame, pl.col(KEYS[dim]))
+            key = pl.col(KEYS[dim])
+        dims[dim] = _group(frame, key, dim in few)
     return dims
 
 
@@ -229,6 +243,7 @@ class Combiner:
         self.visitors: list[pl.Series] = []
         self.dims: dict[str, list[pl.DataFrame]] = {d: [] for d in spec.dimensions}
         self.urls: list[pl.DataFrame] = []  # times taken per URL
+        self.few: set[str] = set()  # groupings whose last chunk had few keys
 
     def add(self, frame: pl.DataFrame, unparsed: int) -> None:
         """Fold in a frame's aggregates (not its page views: see :func:`page_stream`)."""
@@ -240,7 +255,11 @@ class Combiner:
         if times is not None:
             self._hold(self.urls, _own_keys(times[1]),
                        lambda held: _own_keys(merge_tables(TIMES, held)))
-        for dim, grouped in group_dims(frame, self.spec).items():
+        for dim, grouped in group_dims(frame, self.spec, self.few).items():
+            if grouped.height < FEW:  # the next chunk's keys are likely as few
+                self.few.add(dim)
+            else:
+                self.few.discard(dim)
             self._hold(self.dims[dim], _own_keys(grouped),
                        lambda held: _own_keys(merge_tables("", held)))
 

@@ -46,7 +46,7 @@ def pieces(query: GrepQuery, rx: re.Pattern[bytes]) -> tuple[bytes, ...] | None:
     if query.ignore_case:
         runs = [r.lower() for r in runs]
     found = {p for r in runs for p in r.translate(_TO_NEWLINE).split(b"\n") if p}
-    return tuple(sorted(found, key=len, reverse=True)) or None
+    return tuple(sorted(found, key=lambda p: (-len(p), p))) or None  # longest first
 
 
 def may_hold(joined: bytes, wanted: tuple[bytes, ...], ignore_case: bool = False) -> bool:

@@ -148,3 +148,25 @@ def test_folding_keeps_few_tables_and_merges_each_row_few_times() -> None:
         assert all(a >= b // 2 for a, b in zip(sizes, sizes[1:], strict=False))
     assert sorted(x for h in held for x in h) == sorted(i for i in range(1000) for _ in range(10))
     assert sum(merged_rows) < 10_000 * 12  # each row merged O(log n) times, not O(n)
+
+
+def test_a_sketch_cut_in_the_group_by_is_the_one_cut_after_it() -> None:
+    """Both ways of cutting a key's visitor sketch to KMV hashes keep the same hashes, for
+    keys with more than KMV visitors and fewer, on every grouping of the report."""
+    parsed = parse_batch(b"".join(HACKERS.read_bytes().splitlines(keepends=True)),
+                         "combined")
+    frame = aggregate.complete(record_frame(parsed.columns, parsed.ts)[0])
+    over = 0
+    for few in (False, True):
+        got = aggregate.group_dims(frame, SPEC, SPEC.dimensions if few else ())
+        if not few:
+            want = got
+            continue
+        for dim, table in got.items():
+            def sketches(t: pl.DataFrame) -> dict[Any, tuple[int, ...]]:
+                return {k: tuple(sorted(v)) for k, v in zip(t["k"], t["kmv"].to_list(),
+                                                            strict=True)}
+            assert sketches(table) == sketches(want[dim]), dim
+            assert table.drop("kmv").sort("k").equals(want[dim].drop("kmv").sort("k"))
+            over += sum(len(v) == KMV for v in table["kmv"].to_list())
+    assert over  # some keys had more than KMV visitors, cut both ways
