@@ -79,7 +79,13 @@ def line_counter(rx: re.Pattern[bytes]) -> re.Pattern[bytes] | None:
     out once per pattern: every record of a query asks)."""
     if can_match_newline(rx):
         return None
-    return re.compile(rb"(?:" + rx.pattern + rb")[^\n]*\n", rx.flags)
+    # flags set at the pattern's start, as (?i), are in rx.flags: inside the group they
+    # would not be at the start, which re refuses
+    body = _GLOBAL_FLAGS.sub(b"", rx.pattern)
+    return re.compile(rb"(?:" + body + rb")[^\n]*\n", rx.flags)
+
+
+_GLOBAL_FLAGS = re.compile(rb"^(?:\(\?[aiLmsux]+\))+")
 
 
 def selected_spans(blob: bytes, rx: re.Pattern[bytes], invert: bool

@@ -146,7 +146,7 @@ def map_grep(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
         # progress, and a sign of life for the client's idle timeout
         job.send_status(min(done, len(hours)), len(hours))
         chosen = [r for r in records if wanted(r)]
-        metas = [_Adapter(r) for r in chosen if r.may_hold(words, query.ignore_case)]
+        metas = [_Adapter(r) for r in chosen if r.may_hold(words, tokens.folds(rx))]
         skipped += len(chosen) - len(metas)
         if count_only:
             # per record, so that the client counts a batch stored on two nodes once

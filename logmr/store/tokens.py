@@ -34,16 +34,22 @@ def build(lines: bytes) -> bytes:
     return zstandard.ZstdCompressor(level=_LEVEL).compress(b"\n".join(sorted(words)))
 
 
+def folds(rx: re.Pattern[bytes]) -> bool:
+    """True when ``rx`` ignores case (``-i``, or ``(?i)`` in the pattern itself)."""
+    return bool(rx.flags & re.IGNORECASE)
+
+
 def pieces(query: GrepQuery, rx: re.Pattern[bytes]) -> tuple[bytes, ...] | None:
     """What a record's words must hold for a line of it to match ``query`` (lower case
-    when the query ignores case); None when no record can be ruled out (an inverted
-    query, or a pattern with no plain string every match holds)."""
-    if query.invert:
+    when it ignores case, see :func:`folds`); None when no record can be ruled out (an
+    inverted query, a pattern with no plain string every match holds, or one whose case
+    follows the locale)."""
+    if query.invert or rx.flags & re.LOCALE:
         return None
     runs = [query.pattern] if query.fixed else required_literals(rx)
     if not runs:
         return None
-    if query.ignore_case:
+    if folds(rx):
         runs = [r.lower() for r in runs]
     found = {p for r in runs for p in r.translate(_TO_NEWLINE).split(b"\n") if p}
     return tuple(sorted(found, key=lambda p: (-len(p), p))) or None  # longest first

@@ -22,7 +22,7 @@ from logmr.mapfn.grep import (
 )
 
 PATTERNS = [b"a", b"", b"^a", b"a$", b"b\nb", b"[^a]", rb"\s", b"a|b", b"(a)(b)?", b"a*",
-            b"^$", b"ab", b" b", rb"a\nb", b"b$"]
+            b"^$", b"ab", b" b", rb"a\nb", b"b$", b"(?i)A", b"(?i)(?m)^B", b"(?x) a b"]
 # Patterns line_counter may count with (none can match a newline).
 COUNTABLE = [p for p in PATTERNS if b"\n" not in p]
 

@@ -44,7 +44,8 @@ def queries(rng: random.Random, line: bytes) -> list[GrepQuery]:
         wild[rng.randrange(len(wild))] = ord(".")
     regex = bytes(wild) + rng.choice([b"", b"+", b"?", b".*x", b"[0-9]", b"(a|b)?"])
     return [GrepQuery(piece, fixed=True), GrepQuery(regex), GrepQuery(piece.swapcase(),
-            fixed=True, ignore_case=True), GrepQuery(piece, fixed=True, invert=True)]
+            fixed=True, ignore_case=True), GrepQuery(piece, fixed=True, invert=True),
+            GrepQuery(b"(?i)" + re.escape(piece.swapcase()))]
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # a random "[[" in a pattern
@@ -66,7 +67,7 @@ def test_the_filter_never_rules_out_a_record_that_matches(seed: int) -> None:
             wanted = tokens.pieces(query, rx)
             for rec, words in zip(recs, joined, strict=True):
                 matches = count_lines(rec, rx, query.invert)
-                holds = wanted is None or tokens.may_hold(words, wanted, query.ignore_case)
+                holds = wanted is None or tokens.may_hold(words, wanted, tokens.folds(rx))
                 assert holds or matches == 0, (query, rec[:200])
                 checked += 1
                 ruled_out += not holds
@@ -96,5 +97,6 @@ def test_pieces_of_a_pattern() -> None:
     assert of(b"10.0.0.1") == (b"10", b"0", b"1")  # dots match any byte: three pieces
     assert of(b"10.0.0.1", fixed=True) == (b"10.0.0.1",)
     assert of(b"Googlebot", ignore_case=True) == (b"googlebot",)
+    assert of(b"(?i)Googlebot") == (b"googlebot",)  # the pattern's own flag
     assert of(b"Googlebot", invert=True) is None
     assert of(b"a|b") is None and of(b"") is None and of(b" / ") is None
