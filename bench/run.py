@@ -85,6 +85,32 @@ def client_of(log: Path) -> str:
         return f.readline().split(b" ", 1)[0].decode()
 
 
+def counted_against_gnu(args: argparse.Namespace, flags: list[str], pattern: str,
+                        path: Path, env: dict[str, str], target: float, where: str = ""
+                        ) -> dict[str, object]:
+    """Cluster `logmr grep -c` against GNU `grep -c` on ``path``, best of args.runs each;
+    the counts must agree. Prints the line and returns the figures."""
+    gnu, _, gnu_out = best_of(args.runs, ["grep", "-c", *flags, pattern, str(path)])
+    ours, first, our_out = best_of(args.runs, LOGMR + ["grep", "-c", *flags, pattern], env=env)
+    if gnu_out.strip() != our_out.strip():
+        sys.exit(f"bench: counts differ for {pattern!r}{where}: grep {gnu_out!r}, "
+                 f"logmr {our_out!r}")
+    ratio = ours / gnu
+    print(f"  {where.strip() + ': ' if where else ''}grep -c {' '.join(flags)}"
+          f"{' ' if flags else ''}{pattern!r}: {int(gnu_out)} lines; GNU grep "
+          f"{gnu * 1000:.0f} ms, logmr {ours * 1000:.0f} ms = {ratio:.2f}x (target "
+          f"{'<' if target == 1 else '<='} {target:g}x); logmr's first run "
+          f"{first * 1000:.0f} ms")
+    return {"pattern": pattern, "flags": flags, "matches": int(gnu_out), "gnu_s": gnu,
+            "logmr_s": ours, "logmr_first_s": first, "ratio": ratio, "target": target}
+
+
+def wait_compacted(nodes, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Until every node has rewritten all it holds as columns (--compact-after)."""
+    wait(lambda: all(n["records_to_compact"] == 0 for n in nodes().values()), timeout, what,
+         poll=0.5)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -197,8 +223,7 @@ def grow(log: Path, env: dict[str, str], args: argparse.Namespace,
          1800, "ingest of the larger data set")
     # as at the first size: the first report once every record is rewritten as columns
     start = time.perf_counter()
-    wait(lambda: all(n["records_to_compact"] == 0 for n in nodes().values()),  # type: ignore[attr-defined]
-         3600, "compaction of the larger data set", poll=2)
+    wait_compacted(nodes, 3600, "compaction of the larger data set")
     print(f"at {args.grow_to:,} lines: every record rewritten as columns "
           f"{time.perf_counter() - start:.0f} s after ingest")
     took, first, _, client = measured(2, LOGMR + ["report", "--format", "json", "--all"],
@@ -221,21 +246,13 @@ def grow(log: Path, env: dict[str, str], args: argparse.Namespace,
             with part.open("rb") as src:
                 shutil.copyfileobj(src, dst, 1 << 24)
     more.unlink()
-    gnu, _, gnu_out = best_of(args.runs, ["grep", "-c", "-F", args.client, str(whole)])
-    ours, first_grep, our_out = best_of(args.runs, LOGMR + ["grep", "-c", "-F", args.client],
-                                        env=env)
+    selective = counted_against_gnu(args, ["-F"], args.client, whole, env, 1.0,
+                                    f" at {args.grow_to:,} lines")
     whole.unlink()
-    if gnu_out.strip() != our_out.strip():
-        sys.exit(f"bench: counts differ for {args.client!r} at {args.grow_to:,} lines: grep "
-                 f"{gnu_out!r}, logmr {our_out!r}")
-    print(f"at {args.grow_to:,} lines: grep -c -F {args.client!r}: GNU grep {gnu * 1000:.0f} "
-          f"ms, logmr {ours * 1000:.0f} ms = {ours / gnu:.2f}x (target < 1x); logmr's first "
-          f"run {first_grep * 1000:.0f} ms")
     return {"lines": args.grow_to, "all_s": took, "all_first_s": first,
             "worker_peak_rss_mb": peaks, "growth": growth, "client_peak_mib": client,
             "client_growth": client_growth, "cost_per_line_ratio": per_line,
-            "selective_grep": {"pattern": args.client, "gnu_s": gnu, "logmr_s": ours,
-                               "logmr_first_s": first_grep, "ratio": ours / gnu}}
+            "selective_grep": selective}
 
 
 def file_phase(log: Path, args: argparse.Namespace) -> list[dict[str, object]]:
@@ -367,8 +384,7 @@ def cluster_phase(rf: int, log: Path, args: argparse.Namespace, goaccess_rate: f
         spread = {k: v["lines"] for k, v in nodes().items()}
         print(f"  lines per node: {spread}")
         # idle segments are rewritten as columns (--compact-after, 30 s): queries wait
-        wait(lambda: all(n["records_to_compact"] == 0 for n in nodes().values()), 900,
-             "compaction", poll=0.5)
+        wait_compacted(nodes, 900, "compaction")
         compacted = time.perf_counter() - start
         print(f"  every record rewritten as columns {compacted:.1f} s after ship began "
               "(--compact-after 30)")
@@ -379,23 +395,9 @@ def cluster_phase(rf: int, log: Path, args: argparse.Namespace, goaccess_rate: f
         results["disk_bytes"] = disk
 
         subprocess.run(["cat", str(log)], stdout=subprocess.DEVNULL, check=True)
-        greps = []
-        for flags, pattern, target in [*(([], p, 3.0) for p in PATTERNS),
-                                       (["-F"], args.client, 1.0)]:
-            gnu, _, gnu_out = best_of(args.runs, ["grep", "-c", *flags, pattern, str(log)])
-            ours, first, our_out = best_of(args.runs, LOGMR + ["grep", "-c", *flags, pattern],
-                                           env=env)
-            if gnu_out.strip() != our_out.strip():
-                sys.exit(f"bench: counts differ for {pattern!r}: grep {gnu_out!r}, "
-                         f"logmr {our_out!r}")
-            ratio = ours / gnu
-            print(f"  grep -c {' '.join(flags)}{' ' if flags else ''}{pattern!r}: "
-                  f"{int(gnu_out)} lines; GNU grep {gnu * 1000:.0f} ms, logmr "
-                  f"{ours * 1000:.0f} ms = {ratio:.2f}x (target {'<' if target == 1 else '<='}"
-                  f" {target:g}x); logmr's first run {first * 1000:.0f} ms")
-            greps.append({"pattern": pattern, "flags": flags, "matches": int(gnu_out),
-                          "gnu_s": gnu, "logmr_s": ours, "logmr_first_s": first,
-                          "ratio": ratio, "target": target})
+        greps = [counted_against_gnu(args, flags, pattern, log, env, target)
+                 for flags, pattern, target in [*(([], p, 3.0) for p in PATTERNS),
+                                                (["-F"], args.client, 1.0)]]
         results["grep"] = greps
         results["report"] = bench_reports(log, env, args, goaccess_s, procs[1:])
         if grow_after:

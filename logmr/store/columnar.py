@@ -273,8 +273,9 @@ def report_frames(stored: list[pl.DataFrame]
         whole = whole.with_columns(whole[DT].scatter(starts, firsts))
         lines = pl.concat([pl.int_range(n, dtype=pl.Int32, eager=True) for n in lens])
         frame = _framed(whole, pl.lit(lines))
-        kept = frame.select((pl.col("host") != b"").cast(pl.Int64).cum_sum())["host"]
-        parsed = frame.filter(pl.col("host") != b"")
+        parses = frame.select(pl.col("host") != b"")["host"]
+        parsed = frame.filter(parses)
+        kept = parses.cast(pl.Int64).cum_sum()
         row = parsed.estimated_size() / max(parsed.height, 1)
         cuts = [0, *(int(kept[s + n - 1]) for s, n in zip(starts, lens, strict=True))]
         for j, i in enumerate(idx):

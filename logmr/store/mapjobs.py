@@ -134,6 +134,7 @@ def map_grep(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
         raise LogmrError("map argument after must be [time, batch id, line]")
     wanted = chosen_records(args, store.epoch)
     words = tokens.pieces(query, rx)  # what a record's token filter must hold
+    folds = tokens.folds(rx)
     skipped = 0
     total = 0
     per_record: list[tuple[str, int, int]] = []
@@ -146,7 +147,7 @@ def map_grep(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
         # progress, and a sign of life for the client's idle timeout
         job.send_status(min(done, len(hours)), len(hours))
         chosen = [r for r in records if wanted(r)]
-        metas = [_Adapter(r) for r in chosen if r.may_hold(words, tokens.folds(rx))]
+        metas = [_Adapter(r) for r in chosen if r.may_hold(words, folds)]
         skipped += len(chosen) - len(metas)
         if count_only:
             # per record, so that the client counts a batch stored on two nodes once
