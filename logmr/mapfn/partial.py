@@ -9,8 +9,10 @@ change a number.
 
 A partial is *complete* for a table when it holds every key of it. A node whose table is
 too large to send whole sends its top rows and what the client needs to ask for the rest
-(:mod:`logmr.reduce.topk`): a histogram of its scores and a sample of its keys. It keeps
-the whole table for the next rounds of the query (:mod:`logmr.store.spool`).
+(:mod:`logmr.reduce.topk`): a histogram of its scores and how many keys it holds. It keeps
+the whole table for the next rounds of the query (:mod:`logmr.store.spool`), cut by the
+hash of its keys (:func:`key_hash`), so that the client can read it a range of hashes at a
+time.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import polars as pl
 
 from logmr import wire
 from logmr.errors import WireError
+from logmr.mapfn.frames import HASH_SEED
 from logmr.mapfn.spec import KMV
 
 # a sketch is cut to its KMV smallest hashes after the group-by (see trimmed): a bottom_k
@@ -93,13 +96,12 @@ def fold(held: list[Any], item: Any, merge: Callable[[list[Any]], Any],
 @dataclass
 class Sent:
     """One partial's table, as it arrived: every row (complete), or the top rows with the
-    score histogram and key sample of the whole."""
+    score histogram and number of keys of the whole."""
 
     frame: pl.DataFrame
     complete: bool = True
     rows: int = 0  # keys in the whole table
     bands: list[int] = field(default_factory=list)  # keys scoring >= 2**i
-    sample: list[Any] = field(default_factory=list)  # keys at even steps in key order
 
 
 def union(held: list[pl.Series]) -> pl.Series:
@@ -107,18 +109,18 @@ def union(held: list[pl.Series]) -> pl.Series:
     return pl.concat(held).unique() if held else pl.Series("vh", [], dtype=pl.Int64)
 
 
-def hash_in(column: str, lo: int, hi: int | None) -> pl.Expr:
+def hash_in(column: str | pl.Expr, lo: int, hi: int | None) -> pl.Expr:
     """Hashes of ``column`` in [lo, hi) (hi None: no bound)."""
-    keep = pl.col(column) >= lo
-    return keep if hi is None else keep & (pl.col(column) < hi)
+    value = pl.col(column) if isinstance(column, str) else column
+    keep = value >= lo
+    return keep if hi is None else keep & (value < hi)
 
 
-def in_range(lo: Any, hi: Any) -> pl.Expr:
-    """Keys in [lo, hi) (None: unbounded; the last range also holds null keys)."""
-    expr = pl.lit(True)
-    if lo is not None:
-        expr = expr & (pl.col("k") >= lo)
-    return expr & (pl.col("k") < hi) if hi is not None else expr | pl.col("k").is_null()
+def key_hash() -> pl.Expr:
+    """The 63-bit hash of a table's key (a null key has one too), the same on every node
+    of one version (as the visitor hash, checked by its probe): tables too large to send
+    are read by ranges of it."""
+    return (pl.col("k").hash(seed=HASH_SEED) // 2).cast(pl.Int64)
 
 
 def select(frame: pl.DataFrame, name: str, request: dict[str, Any]) -> pl.DataFrame:
@@ -132,16 +134,13 @@ def select(frame: pl.DataFrame, name: str, request: dict[str, Any]) -> pl.DataFr
         if any(k is None for k in keys):
             wanted = wanted | pl.col("k").is_null()
         return frame.filter(wanted)
-    lo, hi = request["range"]
-    return frame.filter(in_range(lo, hi))
-
-
-SAMPLE = 256  # keys a node samples from a table it sends in part
+    lo, hi = request["hashes"]
+    return frame.filter(hash_in(key_hash(), lo, hi))
 
 
 def in_part(name: str, frame: pl.DataFrame, k: int) -> Sent:
     """What a node sends of a table too large to send whole: k of its top rows (ties in
-    any order), its bands and a sample of its keys."""
+    any order), its bands and its number of keys."""
     score = frame[score_of(name)]
     kth = score.top_k(k).min()
     top = frame.filter(pl.col(score_of(name)) >= kth).head(k)
@@ -150,19 +149,18 @@ def in_part(name: str, frame: pl.DataFrame, k: int) -> Sent:
         bands.append(int((score >= (1 << i)).sum()))
         if not bands[-1]:
             break
-    sample = frame["k"].sample(min(SAMPLE, frame.height), seed=1).to_list()
-    return Sent(top, False, frame.height, bands, sample)
+    return Sent(top, False, frame.height, bands)
 
 
 def sent_to_wire(sent: Sent) -> list[Any]:
-    return [wire.pack_frame(sent.frame), sent.complete, sent.rows, sent.bands, sent.sample]
+    return [wire.pack_frame(sent.frame), sent.complete, sent.rows, sent.bands]
 
 
 def sent_of(data: Any) -> Sent:
-    if not isinstance(data, list) or len(data) != 5:
+    if not isinstance(data, list) or len(data) != 4:
         raise WireError("malformed report answer: a table is not [rows, complete, ...]")
-    frame, complete, rows, bands, sample = data
-    return Sent(wire.unpack_frame(frame), bool(complete), int(rows), list(bands), list(sample))
+    frame, complete, rows, bands = data
+    return Sent(wire.unpack_frame(frame), bool(complete), int(rows), list(bands))
 
 
 class Merged:

@@ -2,9 +2,9 @@
 distinct visitors, with the client's memory bounded whatever the cardinality.
 
 A node sends a table whole when it is small. Otherwise it sends its top rows, the number
-of its keys scoring at least 2**i (its *bands*) and a sample of its keys in key order, and
-keeps the whole table for the rounds that follow (:mod:`logmr.store.spool`). Then, per
-table, one of two exact plans:
+of its keys scoring at least 2**i (its *bands*) and its number of keys, and keeps the whole
+table for the rounds that follow (:mod:`logmr.store.spool`), cut by the hash of its keys.
+Then, per table, one of two exact plans:
 
 - **Three rounds** (TPUT: Cao and Wang, PODC 2004). The top rows give each key a lower
   bound; tau, the k-th highest, bounds the k-th total from below. A key totalling at least
@@ -13,10 +13,11 @@ table, one of two exact plans:
   there: the upper bounds that follow rule out every key below the new k-th lower bound,
   and round three fetches the exact rows of the keys left. What moves follows k, not the
   number of keys.
-- **Key ranges**, when the bands say that round two would be large (a flat table: a flood
-  of clients seen once each). The samples cut the keys into ranges of about
-  ``bucket_rows`` rows; every node sends one range at a time, which is merged exactly and
-  cut to its top k. Memory follows the range, not the table.
+- **Hash ranges**, when the bands say that round two would be large (a flat table: a
+  flood of clients seen once each). The 63-bit hashes of the keys are cut into ranges of
+  about ``bucket_rows`` rows; every node sends one range at a time (reading only the
+  spool files of that range), which is merged exactly and cut to its top k. Memory and
+  each round's work follow the range, not the table.
 
 Distinct visitors held back are counted the same way, by ranges of their 63-bit hashes.
 """
@@ -34,7 +35,7 @@ from logmr.mapfn.partial import (
     Merged,
     Sent,
     hash_in,
-    in_range,
+    key_hash,
     merge_tables,
     ranked,
     score_of,
@@ -48,7 +49,7 @@ Answers = dict[str, dict[str, Any]]
 # sends the requests at once and returns what waits for the answers: a reduce reading
 # range after range sends the next range's requests before it reads this one's answers
 Fetch = Callable[[dict[str, dict[str, Any]]], Callable[[], Answers]]
-BUCKET_ROWS = 250_000  # rows of a key range, or visitor hashes of a hash range
+BUCKET_ROWS = 250_000  # rows of a range of key hashes, or visitor hashes of a hash range
 HASHES = 1 << 63  # visitor hashes are in [0, 2**63)
 
 
@@ -80,7 +81,7 @@ class TopK:
         self.got: dict[str, pl.DataFrame] = {src: s.frame for src, s in parts.items()}
         self.bucket_rows = bucket_rows
         self.at_least = 0
-        self.ranges: list[tuple[Any, Any]] = []
+        self.ranges: list[tuple[int, int | None]] = []
         self.candidates: list[Any] = []  # keys that may be in the top k, after round three
         self.top: pl.DataFrame | None = None  # the running top k, in range mode
 
@@ -98,25 +99,17 @@ class TopK:
 
     def second(self) -> dict[str, dict[str, Any]]:
         """Round two's request per source, or (when it would move too much) none, with the
-        key ranges to read instead."""
+        hash ranges to read instead."""
         tau = self._kth(self._lower()[self.score])
         self.at_least = max(math.ceil(tau / len(self.parts)), 0)
         if sum(round_two_size(s, self.at_least) for s in self.parts.values()) \
                 <= self.bucket_rows:
             return {src: {"at_least": self.at_least} for src in self.parts}
-        self.ranges = self._cut()
-        return {}
-
-    def _cut(self) -> list[tuple[Any, Any]]:
-        """Key ranges of about ``bucket_rows`` rows over every part, from their samples."""
         rows = sum(s.rows for s in self.parts.values())
-        count = max(1, math.ceil(rows / self.bucket_rows))
-        sample = sorted({k for s in self.parts.values() for k in s.sample if k is not None})
-        if count == 1 or not sample:
-            return [(None, None)]
-        cuts = sorted({sample[i * len(sample) // count] for i in range(1, count)})
-        bounds = [None, *cuts, None]
-        return list(zip(bounds, bounds[1:], strict=False))
+        bounds = hash_bounds(max(1, math.ceil(rows / self.bucket_rows)))
+        self.ranges = [(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)
+                       if lo is not None]
+        return {}
 
     def take(self, answers: dict[str, pl.DataFrame]) -> None:
         """Rows a round brought (a key a source sent twice counts once)."""
@@ -150,11 +143,11 @@ class TopK:
         return ranked(self.name, wanted, self.k)
 
     def take_range(self, i: int, answers: dict[str, pl.DataFrame]) -> None:
-        """Fold in key range ``i`` of every source: merged exactly, cut to the top k."""
+        """Fold in hash range ``i`` of every source: merged exactly, cut to the top k."""
         lo, hi = self.ranges[i]
         frames = [f for f in answers.values()]
         if self.whole is not None:
-            frames.append(self.whole.filter(in_range(lo, hi)))
+            frames.append(self.whole.filter(hash_in(key_hash(), lo, hi)))
         if self.top is not None:
             frames.append(self.top)  # keys of other ranges: merging leaves them as they are
         self.top = ranked(self.name, merge_tables(self.name, frames), self.k)
@@ -224,7 +217,7 @@ def hash_bounds(count: int) -> list[int | None]:
 def _visitors(merged: Merged, by_range: dict[str, TopK], send: Fetch, bucket_rows: int
               ) -> int:
     """The distinct visitors, counted range by range of their hashes where some source
-    held its own back; tables read by key range go in the same rounds."""
+    held its own back; tables read by hash range go in the same rounds."""
     inline = union(merged.visitors)
     held = merged.visitors_held
     total = sum(held.values()) + inline.len()
@@ -240,7 +233,7 @@ def _visitors(merged: Merged, by_range: dict[str, TopK], send: Fetch, bucket_row
         for name, top in by_range.items():
             if i < len(top.ranges):
                 for src in top.parts:
-                    _add(out, src, "tables", name, {"range": list(top.ranges[i])})
+                    _add(out, src, "tables", name, {"hashes": list(top.ranges[i])})
         return out
 
     visitors = 0 if held else inline.len()

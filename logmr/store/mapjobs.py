@@ -30,7 +30,7 @@ from logmr.mapfn import frames
 from logmr.mapfn.agents import is_bot, is_static
 from logmr.mapfn.aggregate import Combiner, page_stream, prepared
 from logmr.mapfn.grep import GrepQuery, Row, count_records, due, grep_hour, matching_spans
-from logmr.mapfn.partial import hash_in, in_part, select, to_wire
+from logmr.mapfn.partial import hash_in, in_part, key_hash, select, to_wire
 from logmr.mapfn.pattern import runs_in_linear_time
 from logmr.mapfn.spec import MAX_PATTERN, UNRANKED, ReportSpec
 from logmr.store import columnar, segment, tokens
@@ -325,6 +325,14 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
 
     small = _Small()
     stored = _Stored()
+    views: list[pl.DataFrame] = []  # page views not yet spooled
+
+    def spool_views() -> None:
+        nonlocal views
+        if views:
+            spool.put_cut(how["query"], "p", frames.concat(views), pl.col("visitor"),
+                          pages_held)
+            views = []
 
     def use(record: Record, frame: pl.DataFrame, bad: int) -> None:
         nonlocal rows, unparsed
@@ -350,8 +358,10 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
             if pages.height and how is _WHOLE:
                 job.send_data(wire.pack_frame(pages))
             elif pages.height:
-                spool.put(how["query"], f"pages_{pages_held}", pages)
+                views.append(pages)
                 pages_held += pages.height
+                if sum(v.height for v in views) >= VIEWS_AT_ONCE:
+                    spool_views()
         chunk, rows, unparsed = [], 0, 0
 
     hours = list(store.records(f.since, f.until))
@@ -379,7 +389,11 @@ def map_report(store: NodeStore, job: Reply, args: dict[str, Any], deadline: flo
             if rows >= CHUNK_ROWS:
                 flush()
     flush()
+    spool_views()
     return answer_of(combined.partial(), spec, how, spool, pages_held)
+
+
+VIEWS_AT_ONCE = 1_000_000  # page views a report holds before it spools them
 
 
 # what a client sends whole when it does not say (the stock gearman CLI, an older client)
@@ -400,18 +414,18 @@ def _how(how: Any) -> dict[str, Any]:
 def answer_of(partial: dict[str, Any], spec: ReportSpec, how: dict[str, Any], spool: Spool,
               pages_held: int = 0) -> dict[str, Any]:
     """A node's partial for the wire: each table whole when it has at most ``rows`` keys
-    (the client says how many), else its top rows with its bands and key sample, the whole
+    (the client says how many), else its top rows with its bands and key count, the whole
     kept in the spool for the rounds that follow (likewise the visitor hashes; the page
     views, ``pages_held`` of them, were spooled as they came)."""
     query, kept = how.get("query"), pages_held > 0
     for name, sent in partial["tables"].items():
         if name in UNRANKED or sent.frame.height <= how["rows"] or query is None:
             continue
-        spool.put(query, name, sent.frame)
+        spool.put_cut(query, f"t_{name}", sent.frame, key_hash())
         partial["tables"][name] = in_part(name, sent.frame, spec.limit)
         kept = True
     if partial["visitors"].len() > how["visitors"] and query is not None:
-        spool.put(query, "visitors", partial["visitors"].to_frame("vh"))
+        spool.put_cut(query, "v", partial["visitors"].to_frame("vh"), pl.col("vh"))
         partial["visitors"] = None
         kept = True
     out = to_wire(partial)
@@ -432,7 +446,8 @@ MAX_KEYS = 1_000_000  # keys asked for at once
 def map_report_rest(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float
                     ) -> dict[str, Any]:
     """The rounds after a report's first: rows of the tables it kept (scoring at least a
-    bound, of given keys, or in a key range), visitor hashes in a range, or drop it all."""
+    bound, of given keys, or in a range of key hashes), visitor hashes or page views in a
+    range, or drop it all. A range reads only the spool files that may hold it."""
     spool = Spool(store.spool_dir)
     query = check_query(args.get("query"))
     if args.get("drop") is True:
@@ -447,21 +462,21 @@ def map_report_rest(store: NodeStore, job: Reply, args: dict[str, Any], deadline
         if not isinstance(name, str) or not _table_request(request):
             raise LogmrError(f"malformed report request: cannot read the request for "
                              f"{name!r}")
+        hashes = _span(request.get("hashes"), "a table's hashes") or (0, None)
         try:
-            answered[name] = wire.pack_frame(select(spool.get(query, name), name, request))
+            answered[name] = wire.pack_frame(select(spool.get_cut(query, f"t_{name}", *hashes),
+                                                    name, request))
         except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
             raise LogmrError(f"malformed report request for {name}: {exc}") from None
     out["tables"] = answered
     span = _span(args.get("visitors"), "visitors")
     if span is not None:
-        hashes = spool.get(query, "visitors")
-        out["visitors"] = wire.pack_frame(hashes.filter(hash_in("vh", *span)))
+        out["visitors"] = wire.pack_frame(spool.get_cut(query, "v", *span).filter(
+            hash_in("vh", *span)))
     span = _span(args.get("pages"), "pages")
     if span is not None:
-        pages = [spool.get(query, name).filter(hash_in("visitor", *span))
-                 for name in spool.names(query, "pages_")]
-        out["pages"] = wire.pack_frame(pl.concat(pages) if pages else pl.DataFrame(
-            schema={"visitor": pl.Int64, "ts": pl.Int64, "url": pl.Binary}))
+        pages = spool.get_cut(query, "p", *span)
+        out["pages"] = wire.pack_frame(pages.filter(hash_in("visitor", *span)))
     return out
 
 
@@ -484,7 +499,7 @@ def _table_request(request: Any) -> bool:
         return _is_int(value)
     if kind == "keys":
         return isinstance(value, list) and len(value) <= MAX_KEYS
-    return kind == "range" and isinstance(value, list) and len(value) == 2
+    return kind == "hashes" and isinstance(value, list) and len(value) == 2
 
 
 def map_run(store: NodeStore, job: Reply, args: dict[str, Any], deadline: float,

@@ -4,9 +4,12 @@ the visitor hashes it held back, until the client has asked for what it needs (s
 
 A report's map job writes them under ``<data dir>/spool/<query id>/`` as Arrow IPC files
 (private, like the data they come from); the short jobs of the later rounds read them
-from whichever process answers. The client names the query, so a retried
-round reads the same files. The client drops its spool when done; one it never drops (the
-client was stopped) is deleted after :data:`KEEP_FOR` seconds.
+from whichever process answers. A frame the client reads a range of hashes at a time is
+kept cut by the top bits of a 63-bit hash into files of at most about :data:`FILE_ROWS`
+rows, so that a range reads only its own files, not the whole frame once per range. The
+client names the query, so a retried round reads the same files. The client drops its
+spool when done; one it never drops (the client was stopped) is deleted after
+:data:`KEEP_FOR` seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from logmr.errors import LogmrError
 KEEP_FOR = 900.0
 _QUERY = re.compile(r"^[0-9a-f]{32}(\.[0-9]{1,6})?$")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,31}$")
+_CUT = re.compile(r"^(?P<name>[a-z_][a-z0-9_]*)_(?P<bits>[0-9]+)_(?P<bucket>[0-9]+)_[0-9]+$")
+FILE_ROWS = 16_384  # rows of a file of a frame kept cut by hash
+MAX_BITS = 16
+HASH_BITS = 63
 
 
 def check_query(query: Any) -> str:
@@ -66,14 +73,45 @@ class Spool:
                              "restarted, or the query took longer than "
                              f"{KEEP_FOR / 60:.0f} minutes): run the report again") from None
 
-    def names(self, query: str, prefix: str) -> list[str]:
-        """The names of the frames kept for ``query`` that start with ``prefix``."""
+    def put_cut(self, query: str, name: str, frame: pl.DataFrame, hashes: pl.Expr,
+                part: int = 0) -> None:
+        """Keep ``frame`` as part ``part`` of ``name``, cut by the top bits of ``hashes`` (a
+        63-bit hash of each row) into files of about :data:`FILE_ROWS` rows at most."""
+        bits = 0
+        while frame.height >> bits > FILE_ROWS and bits < MAX_BITS:
+            bits += 1
+        if bits == 0:
+            self.put(query, f"{name}_0_0_{part}", frame)
+            return
+        cut = frame.with_columns((hashes // (1 << (HASH_BITS - bits))).alias("_bucket"))
+        for (bucket,), rows in cut.partition_by("_bucket", as_dict=True).items():
+            self.put(query, f"{name}_{bits}_{bucket}_{part}", rows.drop("_bucket"))
+
+    def get_cut(self, query: str, name: str, lo: int = 0, hi: int | None = None
+                ) -> pl.DataFrame:
+        """The rows of every part of ``name`` kept by :meth:`put_cut` in the files whose
+        hashes meet [lo, hi) (hi None: no bound; the caller filters the rows); a clear
+        error when none is left."""
         try:
             files = os.listdir(self._dir(query))
         except FileNotFoundError:
-            return []
-        return sorted(f[:-len(".arrow")] for f in files
-                      if f.startswith(prefix) and f.endswith(".arrow"))
+            files = []
+        found, frames = None, []
+        for file in sorted(files):
+            m = _CUT.match(file[:-len(".arrow")]) if file.endswith(".arrow") else None
+            if m is None or m["name"] != name:
+                continue
+            found = file
+            shift = HASH_BITS - int(m["bits"])
+            first, end = int(m["bucket"]) << shift, (int(m["bucket"]) + 1) << shift
+            if end > lo and (hi is None or first < hi):
+                frames.append(self.get(query, file[:-len(".arrow")]))
+        if found is None:
+            self.get(query, f"{name}_0_0_0")  # raises: the query's spool is gone
+        elif not frames:  # none in range: no rows, in the frame's columns
+            return pl.DataFrame(schema=pl.read_ipc_schema(os.path.join(self._dir(query),
+                                                                         found)))
+        return pl.concat(frames)
 
     def drop(self, query: str) -> None:
         """Forget ``query``'s frames."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+import polars as pl
 import pytest
 
 from logmr import wire
@@ -148,9 +149,18 @@ def test_the_stock_gearman_cli_runs_the_rounds(crowded: tuple[LocalCluster, Path
     assert out.returncode == 0, out.stderr
     rest = wire.unpack_frame(wire.unpack_result(out.stdout)["tables"]["hosts"])
     assert rest.height == first["tables"]["hosts"][2]  # every key it holds
+    halves = []
+    for span in ([0, 1 << 62], [1 << 62, None]):  # two ranges of key hashes: each key once
+        out = stock(wire.MapRequest("report_rest", {"query": query,
+                                                    "tables": {"hosts": {"hashes": span}}}))
+        assert out.returncode == 0, out.stderr
+        halves.append(wire.unpack_frame(wire.unpack_result(out.stdout)["tables"]["hosts"]))
+    assert all(h.height for h in halves)
+    assert sorted(pl.concat(halves).rows()) == sorted(rest.rows())
     for bad in ({"query": "../../etc"}, {"query": query, "tables": {"hosts": {"keys": 3}}},
                 {"query": query, "tables": {"../x": {"at_least": 1}}},
-                {"query": query, "visitors": ["a", None]}):
+                {"query": query, "visitors": ["a", None]},
+                {"query": query, "tables": {"hosts": {"hashes": [-1, None]}}}):
         assert stock(wire.MapRequest("report_rest", bad)).returncode != 0, bad
     assert stock(wire.MapRequest("report_rest", {"query": query, "drop": True})
                  ).returncode == 0
