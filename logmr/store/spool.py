@@ -56,7 +56,9 @@ class Spool:
         return os.path.join(self._dir(query), name + ".arrow")
 
     def put(self, query: str, name: str, frame: pl.DataFrame) -> None:
-        """Keep ``frame`` for ``query`` (written aside, then renamed: whole or absent)."""
+        """Keep ``frame`` for ``query`` (written aside, then renamed: whole or absent). The
+        spool folder is private too, not only the query's folder in it."""
+        private.make_dir(self.root)
         private.make_dir(self._dir(query))
         path = self._path(query, name)
         fd = private.open_file(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)

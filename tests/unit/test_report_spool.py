@@ -73,3 +73,10 @@ def test_a_spool_that_is_gone_says_to_run_the_report_again(tmp_path: Path) -> No
     spool.drop(QUERY)
     with pytest.raises(LogmrError, match="run the report again"):
         spool.get_cut(QUERY, "v", 0, None)
+
+
+def test_the_spool_and_its_files_are_private(tmp_path: Path) -> None:
+    root = tmp_path / "spool"
+    Spool(str(root)).put_cut(QUERY, "v", hashes(10, 1), pl.col("vh"))
+    for path in [root, *root.rglob("*")]:
+        assert path.stat().st_mode & 0o077 == 0, path
