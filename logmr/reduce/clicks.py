@@ -20,7 +20,7 @@ import polars as pl
 from logmr.mapfn.partial import Merged, hash_in
 from logmr.mapfn.sessions import DURATION_BUCKETS, ENTRY, EXIT, SessionStats
 from logmr.mapfn.spec import CLICK, ReportSpec
-from logmr.reduce.topk import BUCKET_ROWS, Answers, Fetch, hash_bounds
+from logmr.reduce.topk import BUCKET_ROWS, Answers, Fetch, hash_ranges
 
 PAGES = {"visitor": pl.Int64, "ts": pl.Int64, "url": pl.Binary}
 
@@ -35,8 +35,7 @@ def click_reports(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
     count = math.ceil((inline.height + sum(held.values())) / bucket_rows) if held else 1
     if held and fetch is None:
         raise AssertionError("page views were kept back, and nothing can fetch them")
-    bounds = hash_bounds(count)
-    ranges = list(zip(bounds, bounds[1:], strict=False))
+    ranges = hash_ranges(count)
 
     def send(i: int) -> Callable[[], Answers]:
         if not held:
@@ -51,7 +50,6 @@ def click_reports(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
         answers = pending()
         if i + 1 < len(ranges):
             pending = send(i + 1)  # the nodes cut the next range meanwhile
-        assert lo is not None
         frames = [inline if count == 1 else inline.filter(hash_in("visitor", lo, hi))]
         frames += [a["pages"] for a in answers.values()]
         part = session_stats(pl.concat(frames), spec.session_timeout, spec.paths_length,

@@ -106,9 +106,7 @@ class TopK:
                 <= self.bucket_rows:
             return {src: {"at_least": self.at_least} for src in self.parts}
         rows = sum(s.rows for s in self.parts.values())
-        bounds = hash_bounds(max(1, math.ceil(rows / self.bucket_rows)))
-        self.ranges = [(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)
-                       if lo is not None]
+        self.ranges = hash_ranges(max(1, math.ceil(rows / self.bucket_rows)))
         return {}
 
     def take(self, answers: dict[str, pl.DataFrame]) -> None:
@@ -208,10 +206,12 @@ def reduce(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
     return out
 
 
-def hash_bounds(count: int) -> list[int | None]:
-    """``count`` ranges of 63-bit hashes of about the same size: their bounds (the last
-    one None, no bound)."""
-    return [HASHES * i // count for i in range(count)] + [None]
+def hash_ranges(count: int) -> list[tuple[int, int | None]]:
+    """``count`` ranges [low, high) of 63-bit hashes of about the same size, in order (the
+    last one's high None, no bound)."""
+    lows = [HASHES * i // count for i in range(count)]
+    highs: list[int | None] = [*lows[1:], None]
+    return list(zip(lows, highs, strict=False))  # no range for a count of 0
 
 
 def _visitors(merged: Merged, by_range: dict[str, TopK], send: Fetch, bucket_rows: int
@@ -222,14 +222,14 @@ def _visitors(merged: Merged, by_range: dict[str, TopK], send: Fetch, bucket_row
     held = merged.visitors_held
     total = sum(held.values()) + inline.len()
     count = math.ceil(total / bucket_rows) if held else 0
-    bounds = hash_bounds(count)
+    ranges = hash_ranges(count)
     rounds = max([count, *(len(t.ranges) for t in by_range.values())])
 
     def requests(i: int) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         if i < count:
             for src in held:
-                out.setdefault(src, {})["visitors"] = [bounds[i], bounds[i + 1]]
+                out.setdefault(src, {})["visitors"] = list(ranges[i])
         for name, top in by_range.items():
             if i < len(top.ranges):
                 for src in top.parts:
@@ -243,8 +243,7 @@ def _visitors(merged: Merged, by_range: dict[str, TopK], send: Fetch, bucket_row
         if i + 1 < rounds:
             pending = send(requests(i + 1))  # the nodes cut the next range meanwhile
         if i < count:
-            lo, hi = bounds[i], bounds[i + 1]
-            assert lo is not None
+            lo, hi = ranges[i]
             parts = [a["visitors"] for a in answers.values() if "visitors" in a]
             parts.append(inline.to_frame().filter(hash_in("vh", lo, hi)).to_series())
             visitors += pl.concat(parts).n_unique()

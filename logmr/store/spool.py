@@ -41,6 +41,12 @@ def check_query(query: Any) -> str:
     return query
 
 
+def _gone(query: str) -> LogmrError:
+    return LogmrError(f"this node no longer holds the rest of query {query} (it was "
+                      "restarted, or the query took longer than "
+                      f"{KEEP_FOR / 60:.0f} minutes): run the report again")
+
+
 class Spool:
     """The spool folder of one node."""
 
@@ -71,9 +77,7 @@ class Spool:
         try:
             return pl.read_ipc(self._path(query, name))
         except FileNotFoundError:
-            raise LogmrError(f"this node no longer holds the rest of query {query} (it was "
-                             "restarted, or the query took longer than "
-                             f"{KEEP_FOR / 60:.0f} minutes): run the report again") from None
+            raise _gone(query) from None
 
     def put_cut(self, query: str, name: str, frame: pl.DataFrame, hashes: pl.Expr,
                 part: int = 0) -> None:
@@ -109,8 +113,8 @@ class Spool:
             if end > lo and (hi is None or first < hi):
                 frames.append(self.get(query, file[:-len(".arrow")]))
         if found is None:
-            self.get(query, f"{name}_0_0_0")  # raises: the query's spool is gone
-        elif not frames:  # none in range: no rows, in the frame's columns
+            raise _gone(query)
+        if not frames:  # none in range: no rows, in the frame's columns
             return pl.DataFrame(schema=pl.read_ipc_schema(os.path.join(self._dir(query),
                                                                          found)))
         return pl.concat(frames)
