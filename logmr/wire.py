@@ -31,6 +31,7 @@ MAX_FORMAT = 1024  # characters of a batch's LogFormat
 STORE_FUNCTION = "logmr.store"
 LOGGER_FUNCTION = "logger"
 MAP_PREFIX = "logmr.map."
+REDUCE_FUNCTION = "logmr.reduce"  # a part of a report too large for its client
 REPLICA_PREFIX = "logmr.replica."
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$")
 SIGNED_MAGIC = b"LMRS1"  # never the first bytes of a msgpack map, so never ambiguous

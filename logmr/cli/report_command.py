@@ -9,6 +9,7 @@ import click
 
 from logmr.cli.options import log_format_option, secret_option, servers_option, time_range_options
 from logmr.client.report import filters_from_options, spec_from_options
+from logmr.client.rounds import MEMORY_MB
 from logmr.errors import ConfigError
 from logmr.gearman.address import Server
 from logmr.mapfn.spec import MAX_LIMIT, check_networks
@@ -102,6 +103,9 @@ def _report_flags(f: Any) -> Any:
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(1),
               help="Seconds a node may stay silent before it is counted as missing.")
+@click.option("--memory-mb", default=MEMORY_MB, show_default=True, type=click.IntRange(1),
+              help="What this client may hold of what the nodes keep back for a large "
+                   "report's rounds; past it, the nodes reduce it in jobs of their own.")
 def command(files: tuple[str, ...], everything: bool, transitions: str | None,
             funnel: str | None, servers: list[Server], secret: bytes | None,
             since: int | None, until: int | None, grep: str | None, url: str | None,
@@ -109,7 +113,8 @@ def command(files: tuple[str, ...], everything: bool, transitions: str | None,
             limit: int, interval: str, visitor_key: str, session_timeout: str,
             include_static: bool, include_bots: bool, client_ip: str,
             trusted_proxies: tuple[str, ...], fmt: str, output: str | None,
-            log_format: str, timeout: float, quiet: bool, **flags: bool) -> int:
+            log_format: str, timeout: float, memory_mb: int, quiet: bool,
+            **flags: bool) -> int:
     """Summaries and click analysis of the stored logs, from every storage node, or
     of FILES with no cluster at all (FILE arguments always mean file mode).
 
@@ -143,7 +148,8 @@ def command(files: tuple[str, ...], everything: bool, transitions: str | None,
         bar = None if quiet or not sys.stderr.isatty() else NodeProgress()
         try:
             result = cluster_report(servers, spec, secret=secret, timeout=timeout,
-                                    progress=bar.update if bar else None)
+                                    progress=bar.update if bar else None,
+                                    memory_mb=memory_mb)
         finally:
             if bar is not None:
                 bar.close()

@@ -97,6 +97,8 @@ def command(data_dir: str, node_id: str | None, servers: list[Server], secret: b
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, force=True,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from logmr.client.rounds import serve_reduce
+
     heap.tune()  # batches of a megabyte: keep their blocks for reuse
     window = None if retain is None else parse_span(retain)  # bad input: said before start
     check_format(log_format)
@@ -108,7 +110,8 @@ def command(data_dir: str, node_id: str | None, servers: list[Server], secret: b
     jobs = load_jobs_dir(jobs_dir) if jobs_dir else {}
     service = NodeService(store, servers, log_format=log_format, host=socket.gethostname(),
                           secret=secret, runner=runner, jobs=jobs, replicas=replicas,
-                          repair_every=repair_every, repair_rate=repair_mb_s * (1 << 20))
+                          repair_every=repair_every, repair_rate=repair_mb_s * (1 << 20),
+                          reduce=serve_reduce)
     def on_signal(signum: int, frame: Any) -> None:
         service.stop()
 

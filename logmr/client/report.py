@@ -19,7 +19,14 @@ from logmr.client.plan import (
     coverage_of,
     discover,
     require_nodes,
-    send_each,
+)
+from logmr.client.rounds import (
+    MEMORY_MB,
+    REDUCE_FUNCTION,
+    REDUCERS_PER_NODE,
+    RoundFailed,
+    partitioned,
+    rest_fetcher,
 )
 from logmr.errors import ConfigError, LogmrError
 from logmr.gearman.client import Client
@@ -28,10 +35,11 @@ from logmr.gearman.errors import GearmanError
 from logmr.mapfn.agents import is_bot
 from logmr.mapfn.detect import chunks_with_formats, parse_chunk
 from logmr.mapfn.parse import AUTO
-from logmr.mapfn.partial import Merged, from_wire, hashes_of
+from logmr.mapfn.partial import Merged, from_wire
 from logmr.mapfn.spec import CLICK, PANELS, Filters, ReportSpec
 from logmr.reduce.panels import panels
-from logmr.reduce.topk import BUCKET_ROWS, Fetch, reduce
+from logmr.reduce.ranges import BUCKET_ROWS, Fetch
+from logmr.reduce.topk import Ranges, reduce
 from logmr.timeutil import parse_span
 
 
@@ -46,14 +54,16 @@ class ReportResult:
 
 
 def finalize(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
-             bucket_rows: int = BUCKET_ROWS) -> dict[str, Any]:
-    """The JSON-shaped report: one key per report, named like its flag (tables sent in
-    part are finished with ``fetch``, see :func:`logmr.reduce.topk.reduce`)."""
-    data = panels(merged, reduce(merged, spec, fetch, bucket_rows), spec)
+             bucket_rows: int = BUCKET_ROWS, ranges: Ranges | None = None) -> dict[str, Any]:
+    """The JSON-shaped report: one key per report, named like its flag (what the sources
+    kept back is fetched with ``fetch``, and what goes by hash range run by ``ranges``: see
+    :func:`logmr.reduce.topk.reduce`)."""
+    reduced = reduce(merged, spec, fetch, bucket_rows, ranges)
+    data = panels(merged, reduced, spec)
     if spec.click:
         from logmr.reduce.clicks import click_reports
 
-        data.update(click_reports(merged, spec, fetch, bucket_rows))
+        data.update(click_reports(reduced.stats, spec))
     return data
 
 
@@ -131,24 +141,21 @@ class _Part:
     pages: list[Any]
 
 
-class _RoundFailed(LogmrError):
-    def __init__(self, failed: dict[str, str]) -> None:
-        super().__init__("; ".join(failed.values()))
-        self.failed = failed
-
-
 def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None = None,
                    timeout: float | None = 300.0,
                    progress: Callable[[str, int, int], None] | None = None,
                    inline_rows: int = INLINE_ROWS, inline_visitors: int = INLINE_VISITORS,
-                   bucket_rows: int = BUCKET_ROWS) -> ReportResult:
+                   bucket_rows: int = BUCKET_ROWS, memory_mb: int = MEMORY_MB
+                   ) -> ReportResult:
     """Map the report on every live node; merge the partials here.
 
     Each record is read once, by one of the nodes that hold it (the read plan of
     :class:`logmr.client.plan.Reader`); a node that fails midway has its share read again by
     the other holders, and what it had sent is dropped. A node sends small tables whole and
     keeps large ones for the rounds of :func:`logmr.reduce.topk.reduce`; a node that fails
-    in those rounds has its share read again as well, and the rounds start over.
+    in those rounds has its share read again as well, and the rounds start over. What
+    the nodes kept back for the hash ranges is read here when it fits in ``memory_mb``,
+    and otherwise reduced on the nodes (:mod:`logmr.client.rounds`).
     """
     cluster = discover(servers)
     require_nodes(cluster, servers)
@@ -159,6 +166,10 @@ def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None
     from logmr.mapfn.frames import hash_probe
 
     probe = hash_probe()  # nodes that hash visitors otherwise refuse the query
+    # parts of a partitioned reduce: none unless the nodes offer the reduce jobs
+    offered = any(fn.name == REDUCE_FUNCTION and fn.workers > 0
+                  for functions in cluster.status.values() for fn in functions)
+    reducers = REDUCERS_PER_NODE * len(cluster.nodes) if offered else 0
 
     def how(part: str) -> dict[str, Any]:
         return {"reduce": {"query": part, "rows": inline_rows, "visitors": inline_visitors,
@@ -190,11 +201,15 @@ def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None
                 for frame in part.pages:
                     merged.add_pages(frame)
                 merged.add(from_wire(part.result), part.node, source)
+            sources = {s: (reader.nodes[p.node], p.result["spool"]) for s, p in parts.items()
+                       if p.result.get("spool")}
+            fetch = rest_fetcher(client, sources, secret, timeout)
+            ranges = partitioned(client, sources, fetch, secret, timeout, memory_mb << 20,
+                                 reducers, bucket_rows)
             try:
-                data = finalize(merged, spec, _fetcher(client, reader, parts, secret, timeout),
-                                bucket_rows)
+                data = finalize(merged, spec, fetch, bucket_rows, ranges)
                 break
-            except _RoundFailed as exc:  # read what those nodes held again, start over
+            except RoundFailed as exc:  # read what those nodes held again, start over
                 for source in [s for s, p in parts.items() if p.node in exc.failed]:
                     part = parts.pop(source)
                     takeovers += 1
@@ -208,42 +223,6 @@ def cluster_report(servers: list[Server], spec: ReportSpec, secret: bytes | None
             _drop(client, reader.nodes, parts, secret)
         client.close()
     return ReportResult(data, dict(reader.failed), cluster.servers_down, coverage_of(reader))
-
-
-def _fetcher(client: Client, reader: Reader, parts: dict[str, _Part], secret: bytes | None,
-             timeout: float | None) -> Fetch:
-    """Ask each source for what it kept of the report (one job per source, all at once)."""
-    def fetch(requests: dict[str, dict[str, Any]]) -> Callable[[], dict[str, dict[str, Any]]]:
-        sources = sorted(requests)
-        pending = send_each(client, [
-            (reader.nodes[parts[s].node], wire.MapRequest("report_rest", {
-                "query": parts[s].result["spool"], **requests[s]})) for s in sources],
-            secret, timeout)
-
-        def answers() -> dict[str, dict[str, Any]]:
-            got = pending()
-            failed = {parts[s].node: str(a) for s, a in zip(sources, got, strict=True)
-                      if isinstance(a, Exception)}
-            if failed:
-                raise _RoundFailed(failed)
-            out = {}
-            for source, answer in zip(sources, got, strict=True):
-                assert isinstance(answer, dict)
-                out[source] = _decoded(answer)
-            return out
-        return answers
-    return fetch
-
-
-def _decoded(answer: dict[str, Any]) -> dict[str, Any]:
-    """A report_rest answer with its tables, hashes and page views as polars data."""
-    got: dict[str, Any] = {"tables": {name: wire.unpack_frame(table) for name, table
-                                      in (answer.get("tables") or {}).items()}}
-    if answer.get("visitors") is not None:
-        got["visitors"] = hashes_of(answer["visitors"])
-    if answer.get("pages") is not None:
-        got["pages"] = wire.unpack_frame(answer["pages"])
-    return got
 
 
 def _drop(client: Client, nodes: dict[str, Node], parts: dict[str, _Part],

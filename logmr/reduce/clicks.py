@@ -10,52 +10,21 @@ hold the two to the same answers.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import polars as pl
 
-from logmr.mapfn.partial import Merged, hash_in
 from logmr.mapfn.sessions import DURATION_BUCKETS, ENTRY, EXIT, SessionStats
 from logmr.mapfn.spec import CLICK, ReportSpec
-from logmr.reduce.topk import BUCKET_ROWS, Answers, Fetch, hash_ranges
-
-PAGES = {"visitor": pl.Int64, "ts": pl.Int64, "url": pl.Binary}
 
 
-def click_reports(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
-                  bucket_rows: int = BUCKET_ROWS) -> dict[str, Any]:
-    """The requested click-analysis reports over merged page streams. Page views that
-    sources kept back are fetched a range of visitor hashes at a time: a visitor's views
-    are all in one range, so each range is sessionized on its own, and the counts add up."""
-    inline = pl.concat(merged.pages) if merged.pages else pl.DataFrame(schema=PAGES)
-    held = merged.pages_held
-    count = math.ceil((inline.height + sum(held.values())) / bucket_rows) if held else 1
-    if held and fetch is None:
-        raise AssertionError("page views were kept back, and nothing can fetch them")
-    ranges = hash_ranges(count)
-
-    def send(i: int) -> Callable[[], Answers]:
-        if not held:
-            return dict
-        assert fetch is not None
-        lo, hi = ranges[i]
-        return fetch({src: {"pages": [lo, hi]} for src in held})
-
-    stats: SessionStats | None = None
-    pending = send(0)
-    for i, (lo, hi) in enumerate(ranges):
-        answers = pending()
-        if i + 1 < len(ranges):
-            pending = send(i + 1)  # the nodes cut the next range meanwhile
-        frames = [inline if count == 1 else inline.filter(hash_in("visitor", lo, hi))]
-        frames += [a["pages"] for a in answers.values()]
-        part = session_stats(pl.concat(frames), spec.session_timeout, spec.paths_length,
-                             spec.transitions, spec.funnel)
-        stats = part if stats is None else stats.merge(part)
-    assert stats is not None
+def click_reports(stats: SessionStats | None, spec: ReportSpec) -> dict[str, Any]:
+    """The requested click-analysis reports from the session counts of every range of
+    visitor hashes (see :mod:`logmr.reduce.ranges`)."""
+    if stats is None:
+        stats = SessionStats(path_len=spec.paths_length, transitions_url=spec.transitions,
+                             funnel_steps=spec.funnel)
     report = stats.to_report(spec.limit)
     wanted = {r for r in spec.reports if r in CLICK}
     return {name: value for name, value in report.items() if name in wanted}

@@ -14,12 +14,10 @@ Then, per table, one of two exact plans:
   and round three fetches the exact rows of the keys left. What moves follows k, not the
   number of keys.
 - **Hash ranges**, when the bands say that round two would be large (a flat table: a
-  flood of clients seen once each). The 63-bit hashes of the keys are cut into ranges of
-  about ``bucket_rows`` rows; every node sends one range at a time (reading only the
-  spool files of that range), which is merged exactly and cut to its top k. Memory and
-  each round's work follow the range, not the table.
-
-Distinct visitors held back are counted the same way, by ranges of their 63-bit hashes.
+  flood of clients seen once each). The table goes to :mod:`logmr.reduce.ranges` with the
+  visitor hashes and page views kept back: read a range of hashes at a time, each range
+  merged exactly and cut to its top k, here or, for what the client cannot hold, in reduce
+  jobs on the nodes.
 """
 
 from __future__ import annotations
@@ -31,26 +29,24 @@ from typing import Any
 
 import polars as pl
 
-from logmr.mapfn.partial import (
-    Merged,
-    Sent,
-    hash_in,
-    key_hash,
-    merge_tables,
-    ranked,
-    score_of,
-    select,
-    union,
-)
+from logmr.mapfn.partial import Merged, Sent, merge_tables, ranked, score_of, select, union
+from logmr.mapfn.sessions import SessionStats
 from logmr.mapfn.spec import ReportSpec
+from logmr.reduce.ranges import (
+    BUCKET_ROWS,
+    PAGES,
+    Answers,
+    Click,
+    Fetch,
+    RangeResult,
+    RangeWork,
+    TableHeld,
+    run,
+)
 
-# source -> request in, source -> answer out: {"tables": {name: frame}, "visitors": Series}
-Answers = dict[str, dict[str, Any]]
-# sends the requests at once and returns what waits for the answers: a reduce reading
-# range after range sends the next range's requests before it reads this one's answers
-Fetch = Callable[[dict[str, dict[str, Any]]], Callable[[], Answers]]
-BUCKET_ROWS = 250_000  # rows of a range of key hashes, or visitor hashes of a hash range
-HASHES = 1 << 63  # visitor hashes are in [0, 2**63)
+# runs the ranges' work, given the bytes the sources kept back for it (and the fetch of
+# the rounds), and returns what waits for its result
+Ranges = Callable[[RangeWork, int], Callable[[], RangeResult]]
 
 
 @dataclass
@@ -59,6 +55,7 @@ class Reduced:
 
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     visitors: int = 0
+    stats: SessionStats | None = None  # click analysis, when asked for
 
 
 def round_two_size(sent: Sent, at_least: int) -> int:
@@ -81,9 +78,8 @@ class TopK:
         self.got: dict[str, pl.DataFrame] = {src: s.frame for src, s in parts.items()}
         self.bucket_rows = bucket_rows
         self.at_least = 0
-        self.ranges: list[tuple[int, int | None]] = []
+        self.by_range = False  # read by hash range instead (round two would be too large)
         self.candidates: list[Any] = []  # keys that may be in the top k, after round three
-        self.top: pl.DataFrame | None = None  # the running top k, in range mode
 
     def _frames(self) -> list[pl.DataFrame]:
         frames = ([self.whole] if self.whole is not None else []) + list(self.got.values())
@@ -105,9 +101,19 @@ class TopK:
         if sum(round_two_size(s, self.at_least) for s in self.parts.values()) \
                 <= self.bucket_rows:
             return {src: {"at_least": self.at_least} for src in self.parts}
-        rows = sum(s.rows for s in self.parts.values())
-        self.ranges = hash_ranges(max(1, math.ceil(rows / self.bucket_rows)))
+        self.by_range = True
         return {}
+
+    def held(self) -> TableHeld:
+        """The table as work for the hash ranges."""
+        return TableHeld(self.name, self.k, sum(s.rows for s in self.parts.values()),
+                         sorted(self.parts), self.whole)
+
+    def row_bytes(self) -> int:
+        """About how many bytes a row of the table takes."""
+        frames = [f for f in self._frames() if f.height]
+        return max(16, int(sum(f.estimated_size() for f in frames))
+                   // max(1, sum(f.height for f in frames)))
 
     def take(self, answers: dict[str, pl.DataFrame]) -> None:
         """Rows a round brought (a key a source sent twice counts once)."""
@@ -134,21 +140,9 @@ class TopK:
 
     def result(self) -> pl.DataFrame:
         """The exact rows of the top keys, in panel order."""
-        if self.top is not None:
-            return self.top
         merged = merge_tables(self.name, self._frames())
         wanted = select(merged, self.name, {"keys": self.candidates})
         return ranked(self.name, wanted, self.k)
-
-    def take_range(self, i: int, answers: dict[str, pl.DataFrame]) -> None:
-        """Fold in hash range ``i`` of every source: merged exactly, cut to the top k."""
-        lo, hi = self.ranges[i]
-        frames = [f for f in answers.values()]
-        if self.whole is not None:
-            frames.append(self.whole.filter(hash_in(key_hash(), lo, hi)))
-        if self.top is not None:
-            frames.append(self.top)  # keys of other ranges: merging leaves them as they are
-        self.top = ranked(self.name, merge_tables(self.name, frames), self.k)
 
 
 def _add(requests: dict[str, dict[str, Any]], src: str, kind: str, name: str,
@@ -162,16 +156,19 @@ def _table_of(answers: Answers, name: str) -> dict[str, pl.DataFrame]:
 
 
 def reduce(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
-           bucket_rows: int = BUCKET_ROWS) -> Reduced:
-    """Every table exact (at least its top ``spec.limit`` rows) and the distinct visitors,
-    asking the sources for what they held back (``fetch``) in as few rounds as it takes."""
+           bucket_rows: int = BUCKET_ROWS, ranges: Ranges | None = None) -> Reduced:
+    """Every table exact (at least its top ``spec.limit`` rows), the distinct visitors and
+    (when asked for) the session counts, asking the sources for what they held back
+    (``fetch``) in as few rounds as it takes. What goes by hash range is run by ``ranges``
+    (by default here, with ``fetch``)."""
     out = Reduced()
     for name, held in merged.tables.items():
         out.tables[name] = merge_tables(name, held)
     tops = {name: TopK(name, spec.limit, out.tables.get(name), parts, bucket_rows)
             for name, parts in merged.partly.items() if parts}
-    if (tops or merged.visitors_held) and fetch is None:
-        raise AssertionError("tables were sent in part, and nothing can fetch the rest")
+    if (tops or merged.visitors_held or merged.pages_held) and fetch is None:
+        raise AssertionError("the sources held part of the report back, and nothing can "
+                             "fetch it")
 
     def send(requests: dict[str, dict[str, Any]]) -> Callable[[], Answers]:
         if not requests:
@@ -187,7 +184,12 @@ def reduce(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
         for src, request in top.second().items():
             _add(requests, src, "tables", name, request)
     answers = ask(requests)
-    threes = {n: t for n, t in tops.items() if not t.ranges}
+    threes = {n: t for n, t in tops.items() if not t.by_range}
+    work, held_bytes = _range_work(merged, spec, [t for t in tops.values() if t.by_range])
+    if ranges is None or not work.held:
+        pending = local_ranges(send, bucket_rows)(work, held_bytes)
+    else:
+        pending = ranges(work, held_bytes)  # meanwhile round three runs here
     for name, top in threes.items():
         top.take(_table_of(answers, name))
     requests = {}
@@ -198,56 +200,33 @@ def reduce(merged: Merged, spec: ReportSpec, fetch: Fetch | None = None,
     for name, top in threes.items():
         top.take(_table_of(answers, name))
         out.tables[name] = top.result()
-    out.visitors = _visitors(merged, {n: t for n, t in tops.items() if t.ranges}, send,
-                             bucket_rows)
-    for name, top in tops.items():
-        if top.ranges:
-            out.tables[name] = top.result()
+    result = pending()
+    out.tables.update(result.tables)
+    out.visitors = result.visitors
+    out.stats = result.stats
     return out
 
 
-def hash_ranges(count: int) -> list[tuple[int, int | None]]:
-    """``count`` ranges [low, high) of 63-bit hashes of about the same size, in order (the
-    last one's high None, no bound)."""
-    lows = [HASHES * i // count for i in range(count)]
-    highs: list[int | None] = [*lows[1:], None]
-    return list(zip(lows, highs, strict=False))  # no range for a count of 0
+PAGE_BYTES = 64  # about what a page view takes (its visitor, time and URL)
 
 
-def _visitors(merged: Merged, by_range: dict[str, TopK], send: Fetch, bucket_rows: int
-              ) -> int:
-    """The distinct visitors, counted range by range of their hashes where some source
-    held its own back; tables read by hash range go in the same rounds."""
-    inline = union(merged.visitors)
-    held = merged.visitors_held
-    total = sum(held.values()) + inline.len()
-    count = math.ceil(total / bucket_rows) if held else 0
-    ranges = hash_ranges(count)
-    rounds = max([count, *(len(t.ranges) for t in by_range.values())])
+def _range_work(merged: Merged, spec: ReportSpec, by_range: list[TopK]
+                ) -> tuple[RangeWork, int]:
+    """What goes by hash range, and about how many bytes the sources kept back for it."""
+    pages = pl.concat(merged.pages) if merged.pages else pl.DataFrame(schema=PAGES)
+    click = Click(spec.session_timeout, spec.paths_length, spec.transitions, spec.funnel) \
+        if spec.click else None
+    work = RangeWork(tables={t.name: t.held() for t in by_range},
+                     visitors=dict(merged.visitors_held), visitors_inline=union(merged.visitors),
+                     pages=dict(merged.pages_held) if click else {}, pages_inline=pages,
+                     click=click)
+    held = sum(t.held().rows * t.row_bytes() for t in by_range) \
+        + 8 * sum(work.visitors.values()) + PAGE_BYTES * sum(work.pages.values())
+    return work, held
 
-    def requests(i: int) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        if i < count:
-            for src in held:
-                out.setdefault(src, {})["visitors"] = list(ranges[i])
-        for name, top in by_range.items():
-            if i < len(top.ranges):
-                for src in top.parts:
-                    _add(out, src, "tables", name, {"hashes": list(top.ranges[i])})
-        return out
 
-    visitors = 0 if held else inline.len()
-    pending = send(requests(0)) if rounds else dict
-    for i in range(rounds):
-        answers = pending()
-        if i + 1 < rounds:
-            pending = send(requests(i + 1))  # the nodes cut the next range meanwhile
-        if i < count:
-            lo, hi = ranges[i]
-            parts = [a["visitors"] for a in answers.values() if "visitors" in a]
-            parts.append(inline.to_frame().filter(hash_in("vh", lo, hi)).to_series())
-            visitors += pl.concat(parts).n_unique()
-        for name, top in by_range.items():
-            if i < len(top.ranges):
-                top.take_range(i, _table_of(answers, name))
-    return visitors
+def local_ranges(send: Fetch, bucket_rows: int = BUCKET_ROWS) -> Ranges:
+    """The ranges run here, when their result is waited for."""
+    def start(work: RangeWork, held_bytes: int) -> Callable[[], RangeResult]:
+        return lambda: run(work, send, bucket_rows)
+    return start

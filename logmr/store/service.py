@@ -1,7 +1,9 @@
 """The storage node service: Gearman workers around a :class:`NodeStore`.
 
 One thread takes ingest jobs (``logmr.store`` and ``logger``), another takes copies from
-peers, a third answers map jobs (``logmr.map.<node-id>``, see :mod:`logmr.store.mapjobs`);
+peers, a third answers map jobs (``logmr.map.<node-id>``, see :mod:`logmr.store.mapjobs`), a
+fourth takes the reduce jobs of reports too large for their client (``logmr.reduce``,
+whose code the command hands in: see :mod:`logmr.client.rounds`);
 one that could run away runs in a process of its own under a time budget, so a long query
 never stalls ingestion. With a shared secret, a batch
 or map request that is not signed with it is refused (WORK_FAIL, its reason in the
@@ -35,6 +37,9 @@ from logmr.store.runner import MapRunner
 log = logging.getLogger(__name__)
 
 
+# runs a reduce job (its arguments, the node's job servers, its secret, where to send
+# progress): the querying side's code, handed in by the command that starts the node
+Reduce = Callable[[dict[str, Any], list[Server], bytes | None, Any], dict[str, Any]]
 MAX_TRIES = 3  # times a node tries a batch that fails unexpectedly before keeping it aside
 
 
@@ -58,8 +63,8 @@ class NodeService:
                  host: str = "-", secret: bytes | None = None,
                  runner: MapRunner | None = None, jobs: dict[str, UserJob] | None = None,
                  replicas: int = DEFAULT_REPLICAS, disk_poll: float = 1.0,
-                 repair_every: float = DEFAULT_EVERY, repair_rate: float = DEFAULT_RATE
-                 ) -> None:
+                 repair_every: float = DEFAULT_EVERY, repair_rate: float = DEFAULT_RATE,
+                 reduce: Reduce | None = None) -> None:
         self.store = store
         self.log_format = log_format
         self.host = host
@@ -99,6 +104,13 @@ class NodeService:
         self.query = Worker(servers, client_id=f"logmr-map-{store.node_id}",
                             refusals=refusals)
         self.query.register(wire.map_function(store.node_id), self._on_map)
+        # reduce jobs on a connection of their own: one asks this node's map function too
+        self.servers = list(servers)
+        self.reduce = reduce
+        self.reducer = Worker(servers, client_id=f"logmr-reduce-{store.node_id}",
+                              refusals=refusals)
+        if reduce is not None:
+            self.reducer.register(wire.REDUCE_FUNCTION, self._on_reduce)
         self._threads: list[threading.Thread] = []  # the Gearman workers
         self._loops: list[threading.Thread] = []  # repair and the view of the peers
 
@@ -242,11 +254,25 @@ class NodeService:
         log.debug("map %s done in %.3fs", request.job, time.monotonic() - started)
         return wire.sign(wire.pack_result(result), self.secret, context)
 
+    def _on_reduce(self, job: Assignment) -> bytes:
+        request = wire.unpack_request(self._verified(job, "reduce request"))
+        if request.job != "reduce":
+            raise LogmrError(f"unknown reduce job {request.job!r}; this node knows 'reduce'")
+        context = job.unique.encode("latin-1")
+        out: Any = job if self.secret is None else _Signed(job, self.secret, context)
+        started = time.monotonic()
+        assert self.reduce is not None
+        result = self.reduce(request.args, self.servers, self.secret, out)
+        log.debug("reduce done in %.3fs", time.monotonic() - started)
+        return wire.sign(wire.pack_result(result), self.secret, context)
+
     def start(self) -> None:
         """Start the ingest and query threads (and a process for the first map job)."""
         self.runner.prepare()
-        for name, worker in (("ingest", self.ingest), ("copies", self.copies),
-                             ("query", self.query)):
+        workers = [("ingest", self.ingest), ("copies", self.copies), ("query", self.query)]
+        if self.reduce is not None:
+            workers.append(("reduce", self.reducer))
+        for name, worker in workers:
             t = threading.Thread(target=worker.work, name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -297,6 +323,7 @@ class NodeService:
         self.ingest.stop()
         self.copies.stop()
         self.query.stop()
+        self.reducer.stop()
 
     def close(self, timeout: float = 5.0) -> None:
         """After :meth:`stop`: give the background loops ``timeout`` seconds to end (a

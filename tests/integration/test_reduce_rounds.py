@@ -20,8 +20,10 @@ import pytest
 
 from logmr import wire
 from logmr.client import report as client_report
+from logmr.client import rounds
 from logmr.client.report import cluster_report, file_report, spec_from_options
 from logmr.gearman.connection import Server
+from logmr.reduce.ranges import RangeWork, TableHeld, result_of, work_to_wire
 from tests.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
@@ -74,7 +76,7 @@ def spools(cluster: LocalCluster) -> list[Path]:
 def test_every_round_gives_file_modes_report(crowded: tuple[LocalCluster, Path]) -> None:
     cluster, log = crowded
     rounds: list[int] = []
-    real = client_report._fetcher
+    real = client_report.rest_fetcher
 
     def counting(*args: Any) -> Any:
         fetch = real(*args)
@@ -84,11 +86,11 @@ def test_every_round_gives_file_modes_report(crowded: tuple[LocalCluster, Path])
             return fetch(requests)
         return counted
 
-    client_report._fetcher = counting  # type: ignore[assignment]
+    client_report.rest_fetcher = counting  # type: ignore[assignment]
     try:
         got = cluster_report(servers(cluster), SPEC, **SMALL)
     finally:
-        client_report._fetcher = real  # type: ignore[assignment]
+        client_report.rest_fetcher = real  # type: ignore[assignment]
     assert not got.failed
     assert without_nodes(got.data) == without_nodes(file_report([str(log)], SPEC).data)
     assert len(rounds) >= 4  # three rounds or ranges, visitors and page views by range
@@ -102,7 +104,7 @@ def test_every_round_gives_file_modes_report(crowded: tuple[LocalCluster, Path])
 def test_a_node_lost_between_rounds_has_its_share_read_again(
         crowded: tuple[LocalCluster, Path]) -> None:
     cluster, log = crowded
-    real = client_report._fetcher
+    real = client_report.rest_fetcher
     victim: list[str] = []  # the first node asked for the rest of its tables
 
     def killing(*args: Any) -> Any:
@@ -115,14 +117,119 @@ def test_a_node_lost_between_rounds_has_its_share_read_again(
             return fetch(requests)
         return first_kill
 
-    client_report._fetcher = killing  # type: ignore[assignment]
+    client_report.rest_fetcher = killing  # type: ignore[assignment]
     try:
         got = cluster_report(servers(cluster), SPEC, timeout=5.0, **SMALL)
     finally:
-        client_report._fetcher = real  # type: ignore[assignment]
+        client_report.rest_fetcher = real  # type: ignore[assignment]
     assert victim and victim[0] in got.failed and not got.coverage.partial
     assert victim[0] not in got.data["summary"]["nodes"]  # its share was read elsewhere
     assert without_nodes(got.data) == without_nodes(file_report([str(log)], SPEC).data)
+
+
+def counting_local_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Ranges the client reads itself, counted (a partitioned reduce reads none)."""
+    runs: list[int] = []
+    real = rounds.run
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        runs.append(1)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(rounds, "run", counted)
+    return runs
+
+
+def test_a_report_past_the_clients_bound_is_reduced_on_the_nodes(
+        crowded: tuple[LocalCluster, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster, log = crowded
+    local = counting_local_runs(monkeypatch)
+    jobs: list[str] = []
+    real = rounds._submit
+
+    def recorded(*args: Any) -> Any:
+        unique, job = real(*args)
+        jobs.append(unique)
+        return unique, job
+    monkeypatch.setattr(rounds, "_submit", recorded)
+    got = cluster_report(servers(cluster), SPEC, memory_mb=0, **SMALL)
+    assert not got.failed
+    assert len(jobs) == rounds.REDUCERS_PER_NODE * 2 and len(set(jobs)) == len(jobs)
+    assert local == []  # every range was read by the reduce jobs, none here
+    assert without_nodes(got.data) == without_nodes(file_report([str(log)], SPEC).data)
+    assert spools(cluster) == []
+
+
+def test_a_node_lost_in_a_partitioned_reduce_has_its_share_read_again(
+        crowded: tuple[LocalCluster, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster, log = crowded
+    real = rounds._submit
+    victim: list[str] = []
+
+    def killing(client: Any, work: RangeWork, sources: dict[str, Any], *rest: Any) -> Any:
+        if not victim:  # a node that kept part of the report back
+            victim.append(sources[work.sources()[0]][0].node_id)
+            cluster.stop_worker(victim[0], signal.SIGKILL)
+        return real(client, work, sources, *rest)
+    monkeypatch.setattr(rounds, "_submit", killing)
+    got = cluster_report(servers(cluster), SPEC, timeout=5.0, memory_mb=0, **SMALL)
+    assert victim and victim[0] in got.failed and not got.coverage.partial
+    assert victim[0] not in got.data["summary"]["nodes"]
+    assert without_nodes(got.data) == without_nodes(file_report([str(log)], SPEC).data)
+
+
+def first_answer(stdout: bytes) -> Any:
+    """The first msgpack value the stock CLI printed (its progress lines follow)."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(stdout)
+    return next(unpacker)
+
+
+@pytest.mark.skipif(shutil.which("gearman") is None, reason="the stock gearman CLI is not "
+                    "installed (apt-get install gearman-tools)")
+def test_the_stock_gearman_cli_runs_a_reduce_job(crowded: tuple[LocalCluster, Path]) -> None:
+    cluster, _ = crowded
+    port = str(cluster.gearmand.port)
+
+    def stock(function: str, request: wire.MapRequest) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["gearman", "-h", "127.0.0.1", "-p", port, "-f", function],
+                              input=wire.pack_request(request), capture_output=True,
+                              timeout=30)
+
+    query = "cd" * 16
+    out = stock(wire.map_function("node1"), wire.MapRequest("report", {
+        **SPEC.to_args(), "reduce": {"query": query, "rows": 5, "visitors": 5}}))
+    assert out.returncode == 0, out.stderr
+    first = first_answer(out.stdout)
+    assert first["tables"]["hosts"][1] is False and first["summary"]["visitors"] > 5
+    out = stock(wire.map_function("node1"), wire.MapRequest("report_rest", {
+        "query": query, "tables": {"hosts": {"at_least": 1}}, "visitors": [0, None]}))
+    everything = wire.unpack_result(out.stdout)
+    hosts = wire.unpack_frame(everything["tables"]["hosts"])
+    visitors = wire.unpack_frame(everything["visitors"])
+    sources = {"n1": ["node1", f"127.0.0.1:{port}", query]}
+    halves = []
+    for lo, hi in ([0, 1 << 62], [1 << 62, None]):
+        work = RangeWork(lo, hi, {"hosts": TableHeld("hosts", 100_000, hosts.height, ["n1"])},
+                         {"n1": first["summary"]["visitors"]})
+        out = stock(rounds.REDUCE_FUNCTION, wire.MapRequest("reduce", {
+            "work": work_to_wire(work), "bucket_rows": 50, "timeout": 10,
+            "sources": sources}))
+        assert out.returncode == 0, out.stderr
+        halves.append(result_of(first_answer(out.stdout)))
+    assert all(h.tables["hosts"].height for h in halves)
+    assert sorted(pl.concat([h.tables["hosts"] for h in halves]).rows()) == sorted(
+        hosts.rows())  # every key once, in the half that holds its hash
+    assert sum(h.visitors for h in halves) == visitors.height
+    good = work_to_wire(RangeWork(0, None, {}, {"n1": 1}))
+    for bad in ({"work": {**good, "span": [-1, None]}, "bucket_rows": 5, "sources": sources},
+                {"work": good, "bucket_rows": 0, "sources": sources},
+                {"work": good, "bucket_rows": 5, "sources": {}},
+                {"work": good, "bucket_rows": 5,
+                 "sources": {"n1": ["node1", "192.0.2.1:4730", query]}}):
+        out = stock(rounds.REDUCE_FUNCTION, wire.MapRequest("reduce", bad))
+        assert out.returncode != 0, bad
+    assert stock(wire.map_function("node1"), wire.MapRequest("report_rest", {
+        "query": query, "drop": True})).returncode == 0
 
 
 @pytest.mark.skipif(shutil.which("gearman") is None, reason="the stock gearman CLI is not "

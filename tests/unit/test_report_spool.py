@@ -11,7 +11,7 @@ import pytest
 
 from logmr.errors import LogmrError
 from logmr.mapfn.partial import hash_in
-from logmr.reduce.topk import hash_ranges
+from logmr.reduce.ranges import hash_ranges
 from logmr.store import spool as spool_module
 from logmr.store.spool import Spool
 
